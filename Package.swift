@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way:
+//   SafeTensors, Datasets            — file formats, no math
+//   Tensors                          — buffers + OpenBLAS + SIMD element-wise kernels (CKernels)
+//   VisionTransformer                — layers, the ViT, weight loading (never imports MPI)
+//   Communication                    — rank / size / allSum over Open MPI (never imports the model)
+//   selora (executable)              — the only place that holds model and communication together
+let package = Package(
+    name: "SelectiveLoRA",
+    products: [
+        .executable(name: "selora", targets: ["selora"]),
+        .library(name: "VisionTransformer", targets: ["VisionTransformer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries (Debian packages; see launch/setup).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        // Vectorized element-wise kernels (GELU, softmax, LayerNorm) over SLEEF, with runtime CPU dispatch.
+        .target(name: "CKernels", path: "Sources/CKernels",
+                cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])],
+                linkerSettings: [.linkedLibrary("sleef"), .linkedLibrary("m")]),
+
+        .target(name: "SafeTensors", path: "Sources/SafeTensors"),
+        .target(name: "Datasets", dependencies: ["CZlib"], path: "Sources/Datasets"),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Tensors"),
+        .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
+                path: "Sources/VisionTransformer"),
+        .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),
+        .executableTarget(
+            name: "selora",
+            dependencies: [
+                "VisionTransformer", "Tensors", "SafeTensors", "Datasets", "Communication",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/selora"),
+
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
+        .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels"], path: "Tests/KernelsTests"),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], path: "Tests/DatasetsTests"),
+        .testTarget(name: "VisionTransformerTests", dependencies: ["VisionTransformer", "Tensors", "SafeTensors"],
+                    path: "Tests/VisionTransformerTests"),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,78 @@
+import CMPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed MPI call, naming the operation and this rank.
+public struct CommunicationError: Error, CustomStringConvertible {
+    public let operation: String
+    public let rank: Int
+    public let code: Int32
+    public var description: String {
+        var len: Int32 = 0
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+        MPI_Error_string(code, &text, &len)
+        return "rank \(rank): \(operation) failed: \(String(cString: text)) (MPI error \(code))"
+    }
+}
+
+/// Open MPI over `MPI_COMM_WORLD`. Errors are returned (MPI_ERRORS_RETURN), not fatal, so a failed collective
+/// becomes a Swift error naming the rank.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    private let comm: MPI_Comm
+
+    /// True when this process was started by mpirun/mpiexec (Open MPI sets OMPI_COMM_WORLD_SIZE).
+    public static var launchedByMPI: Bool { getenv("OMPI_COMM_WORLD_SIZE") != nil || getenv("PMIX_RANK") != nil }
+
+    /// Initialises MPI (once per process). Call ``finalize()`` before exiting normally.
+    public init() throws {
+        var initialized: Int32 = 0
+        MPI_Initialized(&initialized)
+        if initialized == 0 {
+            let rc = MPI_Init(nil, nil)
+            guard rc == MPI_SUCCESS else { throw CommunicationError(operation: "MPI_Init", rank: -1, code: rc) }
+        }
+        comm = cmpi_comm_world()
+        MPI_Comm_set_errhandler(comm, cmpi_errors_return())
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(comm, &r)
+        MPI_Comm_size(comm, &s)
+        rank = Int(r); size = Int(s)
+    }
+
+    public func finalize() {
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        if finalized == 0 { MPI_Finalize() }
+    }
+
+    private func check(_ rc: Int32, _ op: String) throws {
+        guard rc == MPI_SUCCESS else { throw CommunicationError(operation: op, rank: rank, code: rc) }
+    }
+
+    public func allSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try check(MPI_Allreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_float(), cmpi_sum(), comm),
+                  "MPI_Allreduce(\(buffer.count) floats)")
+    }
+
+    public func allSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try check(MPI_Allreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_double(), cmpi_sum(), comm),
+                  "MPI_Allreduce(\(buffer.count) doubles)")
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try check(MPI_Bcast(base, Int32(buffer.count), cmpi_uint8(), Int32(root), comm), "MPI_Bcast(\(buffer.count) bytes)")
+    }
+
+    public func barrier() throws { try check(MPI_Barrier(comm), "MPI_Barrier") }
+
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(comm, code)
+        exit(code)
+    }
+}

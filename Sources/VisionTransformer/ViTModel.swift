@@ -1,0 +1,125 @@
+import Tensors
+
+/// A pre-norm ViT (DINOv2 / timm layout): forward, and backward with input gradients always and parameter
+/// gradients when a gradient store is given.
+///
+/// Paired `forward` / `backward` per layer live in the layer files; this type strings them together and owns
+/// the parameters (one allocation, ``ViTParameterNames/layout(_:)``).
+public final class ViTModel {
+    public let config: ViTConfig
+    public let params: ViTTensors
+
+    public init(config: ViTConfig) throws {
+        try config.validate()
+        self.config = config
+        self.params = try ViTTensors(config: config)
+    }
+
+    /// A zeroed gradient store with the parameters' layout.
+    public func makeGradients() throws -> ViTTensors { try ViTTensors(config: config) }
+
+    // MARK: Forward
+
+    /// Runs the model on `pixels` [batch, channels, height, width] (already normalized).
+    /// Returns `acts.out`: [batch, tokens, hidden] after the final LayerNorm (HF `last_hidden_state`).
+    @discardableResult
+    public func forward(_ pixels: UnsafePointer<Float>, _ acts: ViTActivations) -> UnsafeMutablePointer<Float> {
+        let c = config, d = c.hiddenSize, n = acts.rows, p = params
+        acts.resize.forward(acts.posResized + d, p.positions + d, dim: d)   // patch grid; cls position untouched
+        acts.posResized.update(from: p.positions, count: d)
+        patchEmbedForward(acts.patchOut, patches: acts.patches, pixels, weight: p.patchW, bias: p.patchB,
+                          shape: acts.patchShape, dim: d)
+        embeddingsForward(acts.blocks[0].resIn, patchOut: acts.patchOut, cls: p.cls, pos: acts.posResized,
+                          batch: acts.batch, patches: acts.tokens - 1, dim: d)
+        for l in 0..<c.numLayers {
+            blockForward(acts.blockOutput(l), acts.blocks[l], p.blocks[l], acts)
+        }
+        Kernels.layerNormForward(acts.out, mean: acts.outMean, rstd: acts.outRstd, acts.resOut,
+                                 gamma: p.normW, beta: p.normB, rows: n, cols: d, eps: c.layerNormEps)
+        return acts.out
+    }
+
+    func blockForward(_ out: UnsafeMutablePointer<Float>, _ a: ViTActivations.Block, _ w: BlockTensors,
+                      _ acts: ViTActivations) {
+        let d = config.hiddenSize, m = config.mlpSize, n = acts.rows, eps = config.layerNormEps
+        Kernels.layerNormForward(a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, a.resIn, gamma: w.norm1W, beta: w.norm1B,
+                                 rows: n, cols: d, eps: eps)
+        linearForward(a.q, a.ln1, weight: w.qW, bias: w.qB, rows: n, inFeatures: d, outFeatures: d)
+        linearForward(a.k, a.ln1, weight: w.kW, bias: w.kB, rows: n, inFeatures: d, outFeatures: d)
+        linearForward(a.v, a.ln1, weight: w.vW, bias: w.vB, rows: n, inFeatures: d, outFeatures: d)
+        attentionForward(a.ctx, probs: a.probs, q: a.q, k: a.k, v: a.v, shape: acts.attention)
+        linearForward(a.attnOut, a.ctx, weight: w.oW, bias: w.oB, rows: n, inFeatures: d, outFeatures: d)
+        layerScaleResidualForward(a.resMid, residual: a.resIn, a.attnOut, gamma: w.ls1, rows: n, cols: d)
+        Kernels.layerNormForward(a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, a.resMid, gamma: w.norm2W, beta: w.norm2B,
+                                 rows: n, cols: d, eps: eps)
+        linearForward(a.fc1, a.ln2, weight: w.fc1W, bias: w.fc1B, rows: n, inFeatures: d, outFeatures: m)
+        Kernels.geluForward(a.gelu, a.fc1, count: n * m)
+        linearForward(a.fc2, a.gelu, weight: w.fc2W, bias: w.fc2B, rows: n, inFeatures: m, outFeatures: d)
+        layerScaleResidualForward(out, residual: a.resMid, a.fc2, gamma: w.ls2, rows: n, cols: d)
+    }
+
+    // MARK: Backward
+
+    /// Back-propagates `dOut` ([batch, tokens, hidden], gradient of the loss w.r.t. `forward`'s output) through
+    /// the whole model. Parameter gradients are ACCUMULATED into `grads` when given (skipped entirely otherwise);
+    /// the gradient w.r.t. the pixels is written to `dPixels` when given.
+    /// Needs `acts` built with `training: true` and filled by `forward` on the same input.
+    public func backward(_ dOut: UnsafePointer<Float>, _ acts: ViTActivations, grads: ViTTensors? = nil,
+                         dPixels: UnsafeMutablePointer<Float>? = nil) {
+        guard let s = acts.scratch else {
+            preconditionFailure("ViTModel.backward: activations were built with training: false")
+        }
+        let c = config, d = c.hiddenSize, n = acts.rows, p = params
+        Kernels.layerNormBackward(s.dRes, dgamma: grads?.normW, dbeta: grads?.normB, dOut, acts.resOut,
+                                  mean: acts.outMean, rstd: acts.outRstd, gamma: p.normW, rows: n, cols: d,
+                                  scratch: s.lnScratch)
+        for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
+            blockBackward(acts.blocks[l], p.blocks[l], grads?.blocks[l], acts, s)
+        }
+        // s.dRes now holds the gradient w.r.t. the embeddings' output tokens.
+        let patches = acts.tokens - 1
+        let wantPos = grads != nil
+        if wantPos { s.dPos.initialize(repeating: 0, count: acts.tokens * d) }
+        embeddingsBackward(dPatchOut: s.dPatchOut, dCls: grads?.cls, dPos: wantPos ? s.dPos : nil, s.dRes,
+                           batch: acts.batch, patches: patches, dim: d)
+        if let g = grads {
+            for i in 0..<d { g.positions[i] += s.dPos[i] }
+            acts.resize.backward(g.positions + d, s.dPos + d, dim: d)
+        }
+        if grads != nil || dPixels != nil {
+            patchEmbedBackward(dpixels: dPixels, dpatches: s.dPatches, dWeight: grads?.patchW, dBias: grads?.patchB,
+                               s.dPatchOut, patches: acts.patches, weight: p.patchW, shape: acts.patchShape, dim: d)
+        }
+    }
+
+    /// Mirrors ``blockForward``; on entry s.dRes = dL/d(block output), on exit dL/d(block input).
+    func blockBackward(_ a: ViTActivations.Block, _ w: BlockTensors, _ g: BlockTensors?, _ acts: ViTActivations,
+                       _ s: ViTActivations.Scratch) {
+        let d = config.hiddenSize, m = config.mlpSize, n = acts.rows
+        // out = resMid + ls2 ⊙ fc2
+        layerScaleResidualBackward(s.dA, dGamma: g?.ls2, s.dRes, a.fc2, gamma: w.ls2, rows: n, cols: d)
+        linearBackward(s.dHidden, dWeight: g?.fc2W, dBias: g?.fc2B, s.dA, a.gelu, weight: w.fc2W,
+                       rows: n, inFeatures: m, outFeatures: d)
+        Kernels.geluBackward(s.dHidden, s.dHidden, a.fc1, count: n * m)
+        linearBackward(s.dA, dWeight: g?.fc1W, dBias: g?.fc1B, s.dHidden, a.ln2, weight: w.fc1W,
+                       rows: n, inFeatures: d, outFeatures: m)
+        Kernels.layerNormBackward(s.dA, dgamma: g?.norm2W, dbeta: g?.norm2B, s.dA, a.resMid, mean: a.ln2Mean,
+                                  rstd: a.ln2Rstd, gamma: w.norm2W, rows: n, cols: d, scratch: s.lnScratch)
+        addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resMid
+        // resMid = resIn + ls1 ⊙ attnOut
+        layerScaleResidualBackward(s.dA, dGamma: g?.ls1, s.dRes, a.attnOut, gamma: w.ls1, rows: n, cols: d)
+        linearBackward(s.dCtx, dWeight: g?.oW, dBias: g?.oB, s.dA, a.ctx, weight: w.oW,
+                       rows: n, inFeatures: d, outFeatures: d)
+        attentionBackward(dq: s.dq, dk: s.dk, dv: s.dv, dprobs: s.dProbs, s.dCtx, probs: a.probs,
+                          q: a.q, k: a.k, v: a.v, shape: acts.attention)
+        linearBackward(s.dA, dWeight: g?.qW, dBias: g?.qB, s.dq, a.ln1, weight: w.qW,
+                       rows: n, inFeatures: d, outFeatures: d)
+        linearBackward(s.dA, dWeight: g?.kW, dBias: g?.kB, s.dk, a.ln1, weight: w.kW,
+                       rows: n, inFeatures: d, outFeatures: d, accumulate: true)
+        linearBackward(s.dA, dWeight: g?.vW, dBias: g?.vB, s.dv, a.ln1, weight: w.vW,
+                       rows: n, inFeatures: d, outFeatures: d, accumulate: true)
+        Kernels.layerNormBackward(s.dA, dgamma: g?.norm1W, dbeta: g?.norm1B, s.dA, a.resIn, mean: a.ln1Mean,
+                                  rstd: a.ln1Rstd, gamma: w.norm1W, rows: n, cols: d, scratch: s.lnScratch)
+        addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resIn
+    }
+}

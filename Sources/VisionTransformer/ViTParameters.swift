@@ -1,0 +1,93 @@
+import Tensors
+
+/// The parameter layout of a ViT under Hugging Face `Dinov2Model` names, in one fixed order, with each tensor in
+/// the shape the checkpoint stores (Linear weights [out, in], patch projection [D, C, P, P]).
+/// The same layout serves parameters, gradients and optimizer moments.
+public enum ViTParameterNames {
+    public static let patchWeight = "embeddings.patch_embeddings.projection.weight"
+    public static let patchBias = "embeddings.patch_embeddings.projection.bias"
+    public static let clsToken = "embeddings.cls_token"
+    public static let positions = "embeddings.position_embeddings"
+    public static let finalNormWeight = "layernorm.weight"
+    public static let finalNormBias = "layernorm.bias"
+
+    public static func block(_ l: Int) -> String { "encoder.layer.\(l)" }
+
+    /// Per-block tensors: (suffix, shape) in layout order.
+    static func blockEntries(_ c: ViTConfig) -> [(String, [Int])] {
+        let d = c.hiddenSize, m = c.mlpSize
+        return [
+            ("norm1.weight", [d]), ("norm1.bias", [d]),
+            ("attention.attention.query.weight", [d, d]), ("attention.attention.query.bias", [d]),
+            ("attention.attention.key.weight", [d, d]), ("attention.attention.key.bias", [d]),
+            ("attention.attention.value.weight", [d, d]), ("attention.attention.value.bias", [d]),
+            ("attention.output.dense.weight", [d, d]), ("attention.output.dense.bias", [d]),
+            ("layer_scale1.lambda1", [d]),
+            ("norm2.weight", [d]), ("norm2.bias", [d]),
+            ("mlp.fc1.weight", [m, d]), ("mlp.fc1.bias", [m]),
+            ("mlp.fc2.weight", [d, m]), ("mlp.fc2.bias", [d]),
+            ("layer_scale2.lambda1", [d]),
+        ]
+    }
+
+    public static func layout(_ c: ViTConfig) -> TensorLayout {
+        var l = TensorLayout()
+        let d = c.hiddenSize
+        l.add(patchWeight, [d, c.channels, c.patchSize, c.patchSize])
+        l.add(patchBias, [d])
+        l.add(clsToken, [1, 1, d])
+        l.add(positions, [1, 1 + c.positionGrid * c.positionGrid, d])
+        for b in 0..<c.numLayers {
+            for (suffix, shape) in blockEntries(c) { l.add("\(block(b)).\(suffix)", shape) }
+        }
+        l.add(finalNormWeight, [d])
+        l.add(finalNormBias, [d])
+        return l
+    }
+}
+
+/// Pointers to one block's tensors inside a store laid out by ``ViTParameterNames/layout(_:)``.
+public struct BlockTensors {
+    public let norm1W, norm1B: UnsafeMutablePointer<Float>
+    public let qW, qB, kW, kB, vW, vB, oW, oB: UnsafeMutablePointer<Float>
+    public let ls1: UnsafeMutablePointer<Float>
+    public let norm2W, norm2B: UnsafeMutablePointer<Float>
+    public let fc1W, fc1B, fc2W, fc2B: UnsafeMutablePointer<Float>
+    public let ls2: UnsafeMutablePointer<Float>
+
+    init(_ s: TensorStore, _ l: Int) {
+        let p = ViTParameterNames.block(l)
+        func t(_ n: String) -> UnsafeMutablePointer<Float> { s.pointer("\(p).\(n)") }
+        norm1W = t("norm1.weight"); norm1B = t("norm1.bias")
+        qW = t("attention.attention.query.weight"); qB = t("attention.attention.query.bias")
+        kW = t("attention.attention.key.weight"); kB = t("attention.attention.key.bias")
+        vW = t("attention.attention.value.weight"); vB = t("attention.attention.value.bias")
+        oW = t("attention.output.dense.weight"); oB = t("attention.output.dense.bias")
+        ls1 = t("layer_scale1.lambda1")
+        norm2W = t("norm2.weight"); norm2B = t("norm2.bias")
+        fc1W = t("mlp.fc1.weight"); fc1B = t("mlp.fc1.bias")
+        fc2W = t("mlp.fc2.weight"); fc2B = t("mlp.fc2.bias")
+        ls2 = t("layer_scale2.lambda1")
+    }
+}
+
+/// Pointer views of a whole ViT's tensors (parameters, or gradients in the same layout); built once.
+public struct ViTTensors {
+    public let store: TensorStore
+    public let patchW, patchB, cls, positions: UnsafeMutablePointer<Float>
+    public let blocks: [BlockTensors]
+    public let normW, normB: UnsafeMutablePointer<Float>
+
+    public init(config: ViTConfig) throws {
+        try self.init(store: TensorStore(layout: ViTParameterNames.layout(config)), config: config)
+    }
+
+    public init(store: TensorStore, config: ViTConfig) {
+        typealias N = ViTParameterNames
+        self.store = store
+        patchW = store.pointer(N.patchWeight); patchB = store.pointer(N.patchBias)
+        cls = store.pointer(N.clsToken); positions = store.pointer(N.positions)
+        blocks = (0..<config.numLayers).map { BlockTensors(store, $0) }
+        normW = store.pointer(N.finalNormWeight); normB = store.pointer(N.finalNormBias)
+    }
+}

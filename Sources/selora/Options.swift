@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Tensors
+import VisionTransformer
+
+/// Where the backbone comes from.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Backbone weights: safetensors in Hugging Face Dinov2Model or timm names (launch/fetch-weights writes weights/dinov2-vits14.safetensors).")
+    var weights: String = "weights/dinov2-vits14.safetensors"
+
+    @Option(help: "Attention heads, when the checkpoint's metadata does not say (default: hidden size / 64).")
+    var heads: Int?
+
+    func validate() throws {
+        if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
+    }
+
+    func loadModel(log: Logger) throws -> ViTModel {
+        guard FileManager.default.fileExists(atPath: weights) else {
+            throw ValidationError("--weights \(weights): no such file (run launch/fetch-weights to create the default one)")
+        }
+        let model = try ViTModel.load(path: weights, numHeads: heads)
+        log.info("loaded \(weights): \(model.config), \(model.params.store.layout.parameterCount) parameters")
+        return model
+    }
+}
+
+/// Threads, logging.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "Compute threads (OpenBLAS and element-wise passes); default: OpenBLAS's own choice (OPENBLAS_NUM_THREADS or all cores).")
+    var threads: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
+        if Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level \(logLevel): expected one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    /// Sets up logging and threads, and warns when OpenBLAS runs a generic kernel.
+    func start(_ label: String) -> Logger {
+        var log = Logger(label: label)
+        log.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        if let threads { BLASInfo.setNumThreads(threads) }
+        Parallel.workers = max(1, BLASInfo.numThreads)
+        log.debug("OpenBLAS core \(BLASInfo.coreName), \(BLASInfo.numThreads) thread(s); element-wise ISA \(Kernels.isa)")
+        if let warning = BLASInfo.kernelWarning() { log.warning("\(warning)") }
+        return log
+    }
+}
+
+/// Rejects an output path that would overwrite one of the inputs.
+func checkOutput(_ out: String, notOneOf inputs: [String], flag: String = "--out") throws {
+    let o = URL(fileURLWithPath: out).standardizedFileURL.path
+    for i in inputs where URL(fileURLWithPath: i).standardizedFileURL.path == o {
+        throw ValidationError("\(flag) \(out) is also an input: refusing to overwrite it")
+    }
+    let dir = URL(fileURLWithPath: o).deletingLastPathComponent().path
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+        throw ValidationError("\(flag) \(out): directory \(dir) does not exist")
+    }
+    guard FileManager.default.isWritableFile(atPath: dir) else {
+        throw ValidationError("\(flag) \(out): directory \(dir) is not writable")
+    }
+}

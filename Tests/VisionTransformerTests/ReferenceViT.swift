@@ -1,0 +1,180 @@
+import Foundation
+@testable import VisionTransformer
+
+/// An independent, deliberately naive Double-precision ViT written straight from the definitions (plain loops,
+/// no BLAS, no shared code with the library): the reference for finite differences and forward checks.
+enum Ref {
+    static func layerNorm(_ x: [Double], rows: Int, cols: Int, gamma: [Double], beta: [Double], eps: Double) -> [Double] {
+        var y = [Double](repeating: 0, count: x.count)
+        for r in 0..<rows {
+            let row = Array(x[(r * cols)..<((r + 1) * cols)])
+            let mean = row.reduce(0, +) / Double(cols)
+            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(cols)
+            for c in 0..<cols { y[r * cols + c] = (row[c] - mean) / (variance + eps).squareRoot() * gamma[c] + beta[c] }
+        }
+        return y
+    }
+
+    /// y = x Wᵀ + b, W [out, in].
+    static func linear(_ x: [Double], rows: Int, inF: Int, outF: Int, w: [Double], b: [Double]?) -> [Double] {
+        var y = [Double](repeating: 0, count: rows * outF)
+        for r in 0..<rows {
+            for o in 0..<outF {
+                var s = b?[o] ?? 0
+                for i in 0..<inF { s += x[r * inF + i] * w[o * inF + i] }
+                y[r * outF + o] = s
+            }
+        }
+        return y
+    }
+
+    static func gelu(_ x: [Double]) -> [Double] { x.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) } }
+
+    /// Per batch b and head h: softmax(q_h k_hᵀ / √hd) v_h; q, k, v [B·T, H·hd].
+    static func attention(q: [Double], k: [Double], v: [Double], batch: Int, tokens: Int, heads: Int, headDim: Int) -> [Double] {
+        let w = heads * headDim
+        var out = [Double](repeating: 0, count: q.count)
+        for b in 0..<batch {
+            for h in 0..<heads {
+                for i in 0..<tokens {
+                    var scores = [Double](repeating: 0, count: tokens)
+                    for j in 0..<tokens {
+                        var s = 0.0
+                        for e in 0..<headDim { s += q[(b * tokens + i) * w + h * headDim + e] * k[(b * tokens + j) * w + h * headDim + e] }
+                        scores[j] = s / Double(headDim).squareRoot()
+                    }
+                    let m = scores.max()!
+                    let ex = scores.map { exp($0 - m) }
+                    let z = ex.reduce(0, +)
+                    for e in 0..<headDim {
+                        var s = 0.0
+                        for j in 0..<tokens { s += ex[j] / z * v[(b * tokens + j) * w + h * headDim + e] }
+                        out[(b * tokens + i) * w + h * headDim + e] = s
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Keys' cubic kernel with a = −0.75 as a function of the signed distance.
+    static func cubic(_ d: Double) -> Double {
+        let a = -0.75, x = abs(d)
+        if x <= 1 { return (a + 2) * x * x * x - (a + 3) * x * x + 1 }
+        if x < 2 { return a * x * x * x - 5 * a * x * x + 8 * a * x - 4 * a }
+        return 0
+    }
+
+    /// PyTorch bicubic (align_corners=False) of a [inR, inC, dim] grid to [outR, outC, dim], written as a direct
+    /// 2-D sum over the 4×4 neighbourhood with border-clamped indices.
+    static func bicubic(_ src: [Double], inR: Int, inC: Int, outR: Int, outC: Int, dim: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: outR * outC * dim)
+        for i in 0..<outR {
+            let y = (Double(i) + 0.5) * Double(inR) / Double(outR) - 0.5
+            let y0 = Int(floor(y))
+            for j in 0..<outC {
+                let x = (Double(j) + 0.5) * Double(inC) / Double(outC) - 0.5
+                let x0 = Int(floor(x))
+                for dy in -1...2 {
+                    for dx in -1...2 {
+                        let wgt = cubic(y - Double(y0 + dy)) * cubic(x - Double(x0 + dx))
+                        let sy = min(max(y0 + dy, 0), inR - 1), sx = min(max(x0 + dx, 0), inC - 1)
+                        for d in 0..<dim { out[(i * outC + j) * dim + d] += wgt * src[(sy * inC + sx) * dim + d] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Stride-P convolution, weight [D, C, P, P]; output [B·(H/P)·(W/P), D] in row-major patch order.
+    static func patchConv(_ px: [Double], batch: Int, channels: Int, height: Int, width: Int, patch: Int,
+                          w: [Double], b: [Double], dim: Int) -> [Double] {
+        let gr = height / patch, gc = width / patch
+        var out = [Double](repeating: 0, count: batch * gr * gc * dim)
+        for n in 0..<batch { for i in 0..<gr { for j in 0..<gc { for o in 0..<dim {
+            var s = b[o]
+            for c in 0..<channels { for di in 0..<patch { for dj in 0..<patch {
+                s += w[((o * channels + c) * patch + di) * patch + dj]
+                    * px[((n * channels + c) * height + i * patch + di) * width + j * patch + dj]
+            } } }
+            out[((n * gr + i) * gc + j) * dim + o] = s
+        } } } }
+        return out
+    }
+
+    /// The whole model: parameters by Hugging Face name, pixels [B, C, H, W] → last_hidden_state [B, T, D].
+    static func vit(_ p: [String: [Double]], config c: ViTConfig, pixels: [Double], batch: Int, height: Int, width: Int) -> [Double] {
+        let d = c.hiddenSize, gr = height / c.patchSize, gc = width / c.patchSize, t = 1 + gr * gc, n = batch * t
+        let eps = Double(c.layerNormEps)
+        let patches = patchConv(pixels, batch: batch, channels: c.channels, height: height, width: width,
+                                patch: c.patchSize, w: p[ViTParameterNames.patchWeight]!, b: p[ViTParameterNames.patchBias]!, dim: d)
+        let pos = p[ViTParameterNames.positions]!
+        let grid = bicubic(Array(pos[d...]), inR: c.positionGrid, inC: c.positionGrid, outR: gr, outC: gc, dim: d)
+        let cls = p[ViTParameterNames.clsToken]!
+        var x = [Double](repeating: 0, count: n * d)
+        for b in 0..<batch {
+            for e in 0..<d { x[b * t * d + e] = cls[e] + pos[e] }
+            for q in 0..<(t - 1) { for e in 0..<d { x[(b * t + 1 + q) * d + e] = patches[(b * (t - 1) + q) * d + e] + grid[q * d + e] } }
+        }
+        for l in 0..<c.numLayers {
+            func w(_ s: String) -> [Double] { p["encoder.layer.\(l).\(s)"]! }
+            let h1 = layerNorm(x, rows: n, cols: d, gamma: w("norm1.weight"), beta: w("norm1.bias"), eps: eps)
+            let q = linear(h1, rows: n, inF: d, outF: d, w: w("attention.attention.query.weight"), b: w("attention.attention.query.bias"))
+            let k = linear(h1, rows: n, inF: d, outF: d, w: w("attention.attention.key.weight"), b: w("attention.attention.key.bias"))
+            let v = linear(h1, rows: n, inF: d, outF: d, w: w("attention.attention.value.weight"), b: w("attention.attention.value.bias"))
+            let ctx = attention(q: q, k: k, v: v, batch: batch, tokens: t, heads: c.numHeads, headDim: c.headDim)
+            let a = linear(ctx, rows: n, inF: d, outF: d, w: w("attention.output.dense.weight"), b: w("attention.output.dense.bias"))
+            let ls1 = w("layer_scale1.lambda1"), ls2 = w("layer_scale2.lambda1")
+            for i in 0..<(n * d) { x[i] += ls1[i % d] * a[i] }
+            let h2 = layerNorm(x, rows: n, cols: d, gamma: w("norm2.weight"), beta: w("norm2.bias"), eps: eps)
+            let f1 = gelu(linear(h2, rows: n, inF: d, outF: c.mlpSize, w: w("mlp.fc1.weight"), b: w("mlp.fc1.bias")))
+            let f2 = linear(f1, rows: n, inF: c.mlpSize, outF: d, w: w("mlp.fc2.weight"), b: w("mlp.fc2.bias"))
+            for i in 0..<(n * d) { x[i] += ls2[i % d] * f2[i] }
+        }
+        return layerNorm(x, rows: n, cols: d, gamma: p[ViTParameterNames.finalNormWeight]!,
+                         beta: p[ViTParameterNames.finalNormBias]!, eps: eps)
+    }
+}
+
+/// Deterministic uniform values in [lo, hi) (SplitMix64), so every test sees the same numbers.
+struct TestRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform(_ lo: Double = -1, _ hi: Double = 1) -> Double {
+        lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
+    }
+    mutating func array(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Double] { (0..<n).map { _ in uniform(lo, hi) } }
+}
+
+/// Central finite difference of a scalar function at every coordinate, in Double.
+func finiteDifferences(_ x: [Double], h: Double = 1e-5, _ f: ([Double]) -> Double) -> [Double] {
+    var x = x
+    return (0..<x.count).map { i in
+        let keep = x[i]
+        x[i] = keep + h; let up = f(x)
+        x[i] = keep - h; let down = f(x)
+        x[i] = keep
+        return (up - down) / (2 * h)
+    }
+}
+
+/// Largest |a − b| / (atol + rtol·|b|) over the arrays: ≤ 1 means every element is within tolerance.
+func worstRatio(_ a: [Double], _ b: [Double], atol: Double, rtol: Double) -> (ratio: Double, index: Int) {
+    precondition(a.count == b.count, "worstRatio: \(a.count) vs \(b.count)")
+    var worst = (0.0, -1)
+    for i in 0..<a.count {
+        let r = abs(a[i] - b[i]) / (atol + rtol * abs(b[i]))
+        if r > worst.0 || worst.1 < 0 { worst = (r, i) }
+    }
+    return worst
+}
+
+func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
