@@ -50,8 +50,8 @@ final class ByteReader {
             if n < 0 { throw zlibError() }
             if n == 0 { break }
             total += Int(n)
+            offset += Int(n)
         }
-        offset += total
         if total < buffer.count {
             // A short read is either a clean end of file or a truncated gzip stream (Z_BUF_ERROR).
             var errnum: Int32 = 0
@@ -81,12 +81,13 @@ final class ByteReader {
     private func zlibError() -> DatasetError {
         guard let f = file else { return DatasetError(path: path, .unreadable(reason: "file closed")) }
         var errnum: Int32 = 0
-        let message = gzerror(f, &errnum).map { String(cString: $0) } ?? "unknown zlib error"
+        var message = gzerror(f, &errnum).map { String(cString: $0) } ?? "unknown zlib error"
+        if message.hasPrefix(path + ": ") { message.removeFirst(path.count + 2) }  // zlib prefixes the path
         if errnum == Z_ERRNO { return DatasetError(path: path, .unreadable(reason: String(cString: strerror(errno)))) }
         if errnum == Z_BUF_ERROR {
             return DatasetError(path: path, .gzip(reason: "\(message): the compressed stream is truncated"
                                                    + " after \(offset) decompressed bytes"))
         }
-        return DatasetError(path: path, .gzip(reason: "\(message) (after \(offset) decompressed bytes)"))
+        return DatasetError(path: path, .gzip(reason: message))
     }
 }

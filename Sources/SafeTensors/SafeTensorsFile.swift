@@ -35,7 +35,7 @@ public struct TensorInfo: Equatable, Sendable {
 /// Differences from the Rust crate: a key that appears twice in a header object is rejected
 /// (``SafeTensorsError/Kind/duplicateKey(_:)``) instead of keeping one of them; extra keys inside a tensor
 /// entry are ignored, as there; `"__metadata__": null` is treated as absent, as there.
-public struct SafeTensorsFile {
+public struct SafeTensorsFile: Sendable {
     /// The largest header length accepted, as in the Rust crate (`MAX_HEADER_SIZE`).
     public static let maxHeaderLength = 100_000_000
 

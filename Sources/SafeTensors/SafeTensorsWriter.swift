@@ -16,7 +16,7 @@ import Darwin
 ///   keys sorted ascending, then each tensor as `{"dtype":…,"shape":[…],"data_offsets":[begin,end]}`
 ///   in the data-layout order above (for tensors of one dtype that is simply name order).
 /// - The header is padded with spaces (0x20) to a multiple of 8 bytes; the u64 length counts the padding.
-public struct SafeTensorsWriter {
+public struct SafeTensorsWriter: Sendable {
     private struct Entry {
         var dtype: DType
         var shape: [Int]

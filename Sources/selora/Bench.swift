@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import VisionTransformer
+
+/// Times sgemm and the model's forward+backward in one process, so their ratio is measured under the same
+/// conditions (this machine is noisy: compare ratios, not absolute figures across runs).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure sgemm GFLOP/s and forward+backward images/s of the backbone (input gradients through every block).",
+        discussion: "Uses random weights of the configured shape unless --weights is given: speed does not depend on the values.")
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Checkpoint to time (default: random DINOv2 ViT-S/14 weights).")
+    var weights: String?
+
+    @Option(parsing: .upToNextOption, help: "Cases as SIZExBATCH, e.g. 224x32 56x128.")
+    var cases: [String] = ["224x32", "56x128"]
+
+    @Option(help: "Timed steps per case (after one warm-up step).")
+    var steps: Int = 3
+
+    @Option(help: "Also compute base-weight gradients (a full fine-tune's backward).")
+    var weightGradients = false
+
+    @Option(help: "Write results as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        for c in cases { _ = try parseCase(c) }
+    }
+
+    func parseCase(_ c: String) throws -> (size: Int, batch: Int) {
+        let parts = c.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
+            throw ValidationError("--cases \(c): expected SIZExBATCH such as 224x32")
+        }
+        return (parts[0], parts[1])
+    }
+
+    func run() throws {
+        let log = runtime.start("selora.bench")
+        var results: [[String: Any]] = []
+        let peak = sgemmPeak()
+        print(String(format: "OpenBLAS %@, %d thread(s), element-wise %@", BLASInfo.coreName, BLASInfo.numThreads, Kernels.isa))
+        print(String(format: "sgemm 2048³: %.1f GFLOP/s (reference peak)", peak))
+        results.append(["kind": "sgemm", "gflops": peak, "core": BLASInfo.coreName, "threads": BLASInfo.numThreads])
+
+        let model: ViTModel
+        if let weights {
+            model = try ModelOptions(weights: weights, heads: nil).loadModel(log: log)
+        } else {
+            model = try ViTModel(config: .dinov2Small)
+            var state: UInt32 = 1
+            for i in 0..<model.params.store.storage.count {
+                state = state &* 1_664_525 &+ 1_013_904_223
+                model.params.store.storage[i] = (Float(state >> 8) / Float(1 << 24) - 0.5) * 0.1
+            }
+        }
+        let grads = weightGradients ? try model.makeGradients() : nil
+        for c in cases {
+            let (size, batch) = try parseCase(c)
+            let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size)
+            let pixels = (0..<(batch * 3 * size * size)).map { Float(($0 * 7919) % 255) / 128 - 1 }
+            let dOut = [Float](repeating: 1e-3, count: acts.rows * model.config.hiddenSize)
+            var fwd = 0.0, bwd = 0.0
+            for step in 0...steps {
+                let t0 = Date()
+                model.forward(pixels, acts)
+                let t1 = Date()
+                model.backward(dOut, acts, grads: grads)
+                let t2 = Date()
+                if step > 0 { fwd += t1.timeIntervalSince(t0); bwd += t2.timeIntervalSince(t1) }
+            }
+            fwd /= Double(steps); bwd /= Double(steps)
+            let flops = Double(batch) * (model.config.forwardFLOPs(tokens: acts.tokens)
+                + model.config.inputGradientFLOPs(tokens: acts.tokens)
+                + (weightGradients ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
+            let gflops = flops / (fwd + bwd) / 1e9
+            let ips = Double(batch) / (fwd + bwd)
+            print(String(format: "%3d px batch %3d: forward %.3f s, backward %.3f s, %.2f images/s, %.1f GFLOP/s = %.0f%% of sgemm",
+                         size, batch, fwd, bwd, ips, gflops, 100 * gflops / peak))
+            results.append(["kind": "step", "size": size, "batch": batch, "forward_s": fwd, "backward_s": bwd,
+                            "images_per_s": ips, "gflops": gflops, "fraction_of_sgemm": gflops / peak,
+                            "weight_gradients": weightGradients, "activation_bytes": acts.bytes])
+        }
+        if let json {
+            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+    }
+
+    /// Best of 5 sgemm calls on 2048³ (≈17 GFLOP each).
+    func sgemmPeak() -> Double {
+        let n = 2048
+        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var best = 0.0
+        for _ in 0..<5 {
+            let t0 = Date()
+            sgemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
+            best = max(best, 2 * Double(n * n * n) / Date().timeIntervalSince(t0) / 1e9)
+        }
+        return best
+    }
+}
