@@ -25,6 +25,16 @@ public enum BLASInfo {
 
     public static func setNumThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
+    /// Runs `body` with OpenBLAS limited to the calling thread, for regions that call small GEMMs from several
+    /// of our own threads at once (each call then runs where it is made instead of waking BLAS workers).
+    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        let n = numThreads
+        if n == 1 { return try body() }
+        setNumThreads(1)
+        defer { setNumThreads(n) }
+        return try body()
+    }
+
     /// CPU feature flags from /proc/cpuinfo (Linux); empty elsewhere.
     public static var cpuFlags: Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }

@@ -77,3 +77,18 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels {
+    /// ``softmaxRows(_:rows:cols:ld:scale:)`` on the calling thread, for callers already running in parallel.
+    @inline(__always)
+    public static func softmaxRowsSerial(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scale: Float) {
+        ck_softmax_rows(s, rows, cols, cols, scale)
+    }
+
+    /// ``softmaxBackwardRows(_:_:rows:cols:ld:scale:)`` on the calling thread.
+    @inline(__always)
+    public static func softmaxBackwardRowsSerial(_ dp: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>,
+                                                 rows: Int, cols: Int, scale: Float) {
+        ck_softmax_backward_rows(p, dp, rows, cols, cols, scale)
+    }
+}

@@ -17,12 +17,14 @@ public struct TensorLayout {
 
     public init() {}
 
-    /// Appends a tensor; returns its offset. Names must be unique.
+    /// Appends a tensor; returns its offset. Names must be unique. With `packed: true` the tensor starts right
+    /// where the previous one ends (no alignment padding), so consecutive packed tensors form one contiguous
+    /// block — e.g. q, k and v weights [D, D] each read as one [3D, D] matrix by a fused GEMM.
     @discardableResult
-    public mutating func add(_ name: String, _ shape: [Int]) -> Int {
+    public mutating func add(_ name: String, _ shape: [Int], packed: Bool = false) -> Int {
         precondition(index[name] == nil, "TensorLayout: duplicate tensor \(name)")
         precondition(shape.allSatisfy { $0 >= 0 }, "TensorLayout: negative dimension in \(name) \(shape)")
-        let offset = (totalCount + 15) / 16 * 16
+        let offset = packed ? totalCount : (totalCount + 15) / 16 * 16
         entries.append(Entry(name: name, shape: shape, offset: offset))
         index[name] = entries.count - 1
         totalCount = offset + shape.reduce(1, *)

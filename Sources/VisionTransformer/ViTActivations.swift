@@ -20,7 +20,7 @@ public final class ViTActivations {
 
     /// Saved per-block activations (pointers into `acts`).
     public struct Block {
-        public let resIn, ln1, ln1Mean, ln1Rstd, q, k, v, probs, ctx, attnOut, resMid: UnsafeMutablePointer<Float>
+        public let resIn, ln1, ln1Mean, ln1Rstd, qkv, probs, ctx, attnOut, resMid: UnsafeMutablePointer<Float>
         public let ln2, ln2Mean, ln2Rstd, fc1, gelu, fc2: UnsafeMutablePointer<Float>
     }
     public let blocks: [Block]
@@ -28,7 +28,7 @@ public final class ViTActivations {
 
     /// Backward scratch (pointers into `grads`), nil when built without gradients.
     public struct Scratch {
-        public let dRes, dA, dCtx, dq, dk, dv, dHidden, dProbs, dPatchOut, dPos, lnScratch: UnsafeMutablePointer<Float>
+        public let dRes, dA, dCtx, dqkv, dHidden, dProbs, dPatchOut, dPos, lnScratch: UnsafeMutablePointer<Float>
         public let dPatches: UnsafeMutablePointer<Float>
     }
     public let scratch: Scratch?
@@ -54,7 +54,7 @@ public final class ViTActivations {
         let slots = training ? config.numLayers : 1
         for s in 0..<slots {
             for (name, shape) in [("res_in", [n, d]), ("ln1", [n, d]), ("ln1_mean", [n]), ("ln1_rstd", [n]),
-                                  ("q", [n, d]), ("k", [n, d]), ("v", [n, d]), ("probs", [attention.probsCount]),
+                                  ("qkv", [n, 3 * d]), ("probs", [attention.probsCount]),
                                   ("ctx", [n, d]), ("attn_out", [n, d]), ("res_mid", [n, d]),
                                   ("ln2", [n, d]), ("ln2_mean", [n]), ("ln2_rstd", [n]),
                                   ("fc1", [n, m]), ("gelu", [n, m]), ("fc2", [n, d])] {
@@ -69,7 +69,7 @@ public final class ViTActivations {
             let s = training ? layer : 0
             func b(_ name: String) -> UnsafeMutablePointer<Float> { a("\(s).\(name)") }
             return Block(resIn: b("res_in"), ln1: b("ln1"), ln1Mean: b("ln1_mean"), ln1Rstd: b("ln1_rstd"),
-                         q: b("q"), k: b("k"), v: b("v"), probs: b("probs"), ctx: b("ctx"), attnOut: b("attn_out"),
+                         qkv: b("qkv"), probs: b("probs"), ctx: b("ctx"), attnOut: b("attn_out"),
                          resMid: b("res_mid"), ln2: b("ln2"), ln2Mean: b("ln2_mean"), ln2Rstd: b("ln2_rstd"),
                          fc1: b("fc1"), gelu: b("gelu"), fc2: b("fc2"))
         }
@@ -78,7 +78,8 @@ public final class ViTActivations {
 
         if training {
             var g = TensorLayout()
-            for name in ["d_res", "d_a", "d_ctx", "d_q", "d_k", "d_v", "d_patch_out"] { g.add(name, [n, d]) }
+            for name in ["d_res", "d_a", "d_ctx", "d_patch_out"] { g.add(name, [n, d]) }
+            g.add("d_qkv", [n, 3 * d])
             g.add("d_hidden", [n, m])
             g.add("d_probs", [attention.probsCount])
             g.add("d_pos", [tokens, d])
@@ -87,8 +88,7 @@ public final class ViTActivations {
             let gs = try TensorStore(layout: g)
             grads = gs
             func p(_ name: String) -> UnsafeMutablePointer<Float> { gs.pointer(name) }
-            scratch = Scratch(dRes: p("d_res"), dA: p("d_a"), dCtx: p("d_ctx"), dq: p("d_q"), dk: p("d_k"),
-                              dv: p("d_v"), dHidden: p("d_hidden"), dProbs: p("d_probs"), dPatchOut: p("d_patch_out"),
+            scratch = Scratch(dRes: p("d_res"), dA: p("d_a"), dCtx: p("d_ctx"), dqkv: p("d_qkv"), dHidden: p("d_hidden"), dProbs: p("d_probs"), dPatchOut: p("d_patch_out"),
                               dPos: p("d_pos"), lnScratch: p("ln_scratch"), dPatches: p("d_patches"))
         } else {
             grads = nil

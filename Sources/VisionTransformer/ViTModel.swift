@@ -44,10 +44,8 @@ public final class ViTModel {
         let d = config.hiddenSize, m = config.mlpSize, n = acts.rows, eps = config.layerNormEps
         Kernels.layerNormForward(a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, a.resIn, gamma: w.norm1W, beta: w.norm1B,
                                  rows: n, cols: d, eps: eps)
-        linearForward(a.q, a.ln1, weight: w.qW, bias: w.qB, rows: n, inFeatures: d, outFeatures: d)
-        linearForward(a.k, a.ln1, weight: w.kW, bias: w.kB, rows: n, inFeatures: d, outFeatures: d)
-        linearForward(a.v, a.ln1, weight: w.vW, bias: w.vB, rows: n, inFeatures: d, outFeatures: d)
-        attentionForward(a.ctx, probs: a.probs, q: a.q, k: a.k, v: a.v, shape: acts.attention)
+        linearForward(a.qkv, a.ln1, weight: w.qkvW, bias: w.qkvB, rows: n, inFeatures: d, outFeatures: 3 * d)
+        attentionForward(a.ctx, probs: a.probs, qkv: a.qkv, shape: acts.attention)
         linearForward(a.attnOut, a.ctx, weight: w.oW, bias: w.oB, rows: n, inFeatures: d, outFeatures: d)
         layerScaleResidualForward(a.resMid, residual: a.resIn, a.attnOut, gamma: w.ls1, rows: n, cols: d)
         Kernels.layerNormForward(a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, a.resMid, gamma: w.norm2W, beta: w.norm2B,
@@ -110,14 +108,9 @@ public final class ViTModel {
         layerScaleResidualBackward(s.dA, dGamma: g?.ls1, s.dRes, a.attnOut, gamma: w.ls1, rows: n, cols: d)
         linearBackward(s.dCtx, dWeight: g?.oW, dBias: g?.oB, s.dA, a.ctx, weight: w.oW,
                        rows: n, inFeatures: d, outFeatures: d)
-        attentionBackward(dq: s.dq, dk: s.dk, dv: s.dv, dprobs: s.dProbs, s.dCtx, probs: a.probs,
-                          q: a.q, k: a.k, v: a.v, shape: acts.attention)
-        linearBackward(s.dA, dWeight: g?.qW, dBias: g?.qB, s.dq, a.ln1, weight: w.qW,
-                       rows: n, inFeatures: d, outFeatures: d)
-        linearBackward(s.dA, dWeight: g?.kW, dBias: g?.kB, s.dk, a.ln1, weight: w.kW,
-                       rows: n, inFeatures: d, outFeatures: d, accumulate: true)
-        linearBackward(s.dA, dWeight: g?.vW, dBias: g?.vB, s.dv, a.ln1, weight: w.vW,
-                       rows: n, inFeatures: d, outFeatures: d, accumulate: true)
+        attentionBackward(dqkv: s.dqkv, dprobs: s.dProbs, s.dCtx, probs: a.probs, qkv: a.qkv, shape: acts.attention)
+        linearBackward(s.dA, dWeight: g?.qkvW, dBias: g?.qkvB, s.dqkv, a.ln1, weight: w.qkvW,
+                       rows: n, inFeatures: d, outFeatures: 3 * d)
         Kernels.layerNormBackward(s.dA, dgamma: g?.norm1W, dbeta: g?.norm1B, s.dA, a.resIn, mean: a.ln1Mean,
                                   rstd: a.ln1Rstd, gamma: w.norm1W, rows: n, cols: d, scratch: s.lnScratch)
         addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resIn

@@ -13,20 +13,24 @@ public enum ViTParameterNames {
 
     public static func block(_ l: Int) -> String { "encoder.layer.\(l)" }
 
-    /// Per-block tensors: (suffix, shape) in layout order.
-    static func blockEntries(_ c: ViTConfig) -> [(String, [Int])] {
+    /// Per-block tensors: (suffix, shape, packed) in layout order. Query, key and value weights are packed
+    /// back to back (and so are their biases) so the block runs them as one [3D, D] GEMM.
+    static func blockEntries(_ c: ViTConfig) -> [(String, [Int], Bool)] {
         let d = c.hiddenSize, m = c.mlpSize
         return [
-            ("norm1.weight", [d]), ("norm1.bias", [d]),
-            ("attention.attention.query.weight", [d, d]), ("attention.attention.query.bias", [d]),
-            ("attention.attention.key.weight", [d, d]), ("attention.attention.key.bias", [d]),
-            ("attention.attention.value.weight", [d, d]), ("attention.attention.value.bias", [d]),
-            ("attention.output.dense.weight", [d, d]), ("attention.output.dense.bias", [d]),
-            ("layer_scale1.lambda1", [d]),
-            ("norm2.weight", [d]), ("norm2.bias", [d]),
-            ("mlp.fc1.weight", [m, d]), ("mlp.fc1.bias", [m]),
-            ("mlp.fc2.weight", [d, m]), ("mlp.fc2.bias", [d]),
-            ("layer_scale2.lambda1", [d]),
+            ("norm1.weight", [d], false), ("norm1.bias", [d], false),
+            ("attention.attention.query.weight", [d, d], false),
+            ("attention.attention.key.weight", [d, d], true),
+            ("attention.attention.value.weight", [d, d], true),
+            ("attention.attention.query.bias", [d], false),
+            ("attention.attention.key.bias", [d], true),
+            ("attention.attention.value.bias", [d], true),
+            ("attention.output.dense.weight", [d, d], false), ("attention.output.dense.bias", [d], false),
+            ("layer_scale1.lambda1", [d], false),
+            ("norm2.weight", [d], false), ("norm2.bias", [d], false),
+            ("mlp.fc1.weight", [m, d], false), ("mlp.fc1.bias", [m], false),
+            ("mlp.fc2.weight", [d, m], false), ("mlp.fc2.bias", [d], false),
+            ("layer_scale2.lambda1", [d], false),
         ]
     }
 
@@ -38,7 +42,7 @@ public enum ViTParameterNames {
         l.add(clsToken, [1, 1, d])
         l.add(positions, [1, 1 + c.positionGrid * c.positionGrid, d])
         for b in 0..<c.numLayers {
-            for (suffix, shape) in blockEntries(c) { l.add("\(block(b)).\(suffix)", shape) }
+            for (suffix, shape, packed) in blockEntries(c) { l.add("\(block(b)).\(suffix)", shape, packed: packed) }
         }
         l.add(finalNormWeight, [d])
         l.add(finalNormBias, [d])
@@ -50,6 +54,9 @@ public enum ViTParameterNames {
 public struct BlockTensors {
     public let norm1W, norm1B: UnsafeMutablePointer<Float>
     public let qW, qB, kW, kB, vW, vB, oW, oB: UnsafeMutablePointer<Float>
+    /// q, k, v weights as one [3D, D] matrix and their biases as one [3D] vector (packed in the layout).
+    public var qkvW: UnsafeMutablePointer<Float> { qW }
+    public var qkvB: UnsafeMutablePointer<Float> { qB }
     public let ls1: UnsafeMutablePointer<Float>
     public let norm2W, norm2B: UnsafeMutablePointer<Float>
     public let fc1W, fc1B, fc2W, fc2B: UnsafeMutablePointer<Float>
@@ -68,6 +75,9 @@ public struct BlockTensors {
         fc1W = t("mlp.fc1.weight"); fc1B = t("mlp.fc1.bias")
         fc2W = t("mlp.fc2.weight"); fc2B = t("mlp.fc2.bias")
         ls2 = t("layer_scale2.lambda1")
+        let d = s.layout.entry("\(p).attention.attention.query.bias")?.count ?? 0
+        precondition(kW == qW + d * d && vW == kW + d * d && kB == qB + d && vB == kB + d,
+                     "BlockTensors: q/k/v are not packed in the layout")
     }
 }
 

@@ -66,25 +66,34 @@ struct Bench: ParsableCommand {
             let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size)
             let pixels = (0..<(batch * 3 * size * size)).map { Float(($0 * 7919) % 255) / 128 - 1 }
             let dOut = [Float](repeating: 1e-3, count: acts.rows * model.config.hiddenSize)
-            var fwd = 0.0, bwd = 0.0
+            // Each timed step is paired with an sgemm measurement taken right before it, and the ratio is taken
+            // per pair: load from other processes shifts both, so the median ratio is stable where the raw
+            // figures are not.
+            var fwds: [Double] = [], bwds: [Double] = [], peaks: [Double] = [], ratios: [Double] = []
+            let flops = Double(batch) * (model.config.forwardFLOPs(tokens: acts.tokens)
+                + model.config.inputGradientFLOPs(tokens: acts.tokens)
+                + (weightGradients ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
             for step in 0...steps {
+                let peakNow = sgemmPeak(repeats: 2)
                 let t0 = Date()
                 model.forward(pixels, acts)
                 let t1 = Date()
                 model.backward(dOut, acts, grads: grads)
                 let t2 = Date()
-                if step > 0 { fwd += t1.timeIntervalSince(t0); bwd += t2.timeIntervalSince(t1) }
+                guard step > 0 else { continue }  // the first step pays for page faults
+                let f = t1.timeIntervalSince(t0), b = t2.timeIntervalSince(t1)
+                fwds.append(f); bwds.append(b); peaks.append(peakNow)
+                ratios.append(flops / (f + b) / 1e9 / peakNow)
             }
-            fwd /= Double(steps); bwd /= Double(steps)
-            let flops = Double(batch) * (model.config.forwardFLOPs(tokens: acts.tokens)
-                + model.config.inputGradientFLOPs(tokens: acts.tokens)
-                + (weightGradients ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
+            let fwd = median(fwds), bwd = median(bwds), stepPeak = median(peaks), ratio = median(ratios)
             let gflops = flops / (fwd + bwd) / 1e9
             let ips = Double(batch) / (fwd + bwd)
-            print(String(format: "%3d px batch %3d: forward %.3f s, backward %.3f s, %.2f images/s, %.1f GFLOP/s = %.0f%% of sgemm",
-                         size, batch, fwd, bwd, ips, gflops, 100 * gflops / peak))
+            print(String(format: "%3d px batch %3d: forward %.3f s, backward %.3f s, %.2f images/s, %.1f GFLOP/s; "
+                         + "sgemm beside it %.1f GFLOP/s; step/sgemm %.0f%% (median of %d paired)",
+                         size, batch, fwd, bwd, ips, gflops, stepPeak, 100 * ratio, steps))
             results.append(["kind": "step", "size": size, "batch": batch, "forward_s": fwd, "backward_s": bwd,
-                            "images_per_s": ips, "gflops": gflops, "fraction_of_sgemm": gflops / peak,
+                            "images_per_s": ips, "gflops": gflops, "sgemm_gflops": stepPeak,
+                            "fraction_of_sgemm": ratio, "fractions": ratios,
                             "weight_gradients": weightGradients, "activation_bytes": acts.bytes])
         }
         if let json {
@@ -93,13 +102,18 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// Best of 5 sgemm calls on 2048³ (≈17 GFLOP each).
-    func sgemmPeak() -> Double {
+    func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.isEmpty ? .nan : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+    }
+
+    /// Best of `repeats` sgemm calls on 2048³ (≈17 GFLOP each).
+    func sgemmPeak(repeats: Int = 5) -> Double {
         let n = 2048
         let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
         var best = 0.0
-        for _ in 0..<5 {
+        for _ in 0..<repeats {
             let t0 = Date()
             sgemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
             best = max(best, 2 * Double(n * n * n) / Date().timeIntervalSince(t0) / 1e9)

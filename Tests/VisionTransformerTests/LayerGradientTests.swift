@@ -77,22 +77,32 @@ final class LayerGradientTests: XCTestCase {
 
     func testAttention() {
         let s = AttentionShape(batch: 2, tokens: 5, heads: 2, headDim: 3)
-        let n = s.batch * s.tokens * s.width
+        let rows = s.batch * s.tokens, n = rows * s.width
         let q = rng.array(n, -2, 2), k = rng.array(n, -2, 2), v = rng.array(n), g = rng.array(n)
         func ref(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
             Ref.attention(q: q, k: k, v: v, batch: s.batch, tokens: s.tokens, heads: s.heads, headDim: s.headDim)
         }
+        // Pack q, k, v side by side per row: [rows, 3·width].
+        var qkv = [Float](repeating: 0, count: 3 * n)
+        for r in 0..<rows {
+            for j in 0..<s.width {
+                qkv[r * 3 * s.width + j] = Float(q[r * s.width + j])
+                qkv[r * 3 * s.width + s.width + j] = Float(k[r * s.width + j])
+                qkv[r * 3 * s.width + 2 * s.width + j] = Float(v[r * s.width + j])
+            }
+        }
         var ctx = [Float](repeating: 0, count: n), probs = [Float](repeating: 0, count: s.probsCount)
-        let qf = q.map(Float.init), kf = k.map(Float.init), vf = v.map(Float.init)
-        attentionForward(&ctx, probs: &probs, q: qf, k: kf, v: vf, shape: s)
+        attentionForward(&ctx, probs: &probs, qkv: qkv, shape: s)
         assertClose(ctx.map(Double.init), ref(q, k, v), "forward")
 
-        var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq, dprobs = [Float](repeating: 0, count: s.probsCount)
-        attentionBackward(dq: &dq, dk: &dk, dv: &dv, dprobs: &dprobs, g.map(Float.init), probs: probs,
-                          q: qf, k: kf, v: vf, shape: s)
-        assertClose(dq.map(Double.init), finiteDifferences(q) { dot(g, ref($0, k, v)) }, "dq")
-        assertClose(dk.map(Double.init), finiteDifferences(k) { dot(g, ref(q, $0, v)) }, "dk")
-        assertClose(dv.map(Double.init), finiteDifferences(v) { dot(g, ref(q, k, $0)) }, "dv")
+        var dqkv = [Float](repeating: 0, count: 3 * n), dprobs = [Float](repeating: 0, count: s.probsCount)
+        attentionBackward(dqkv: &dqkv, dprobs: &dprobs, g.map(Float.init), probs: probs, qkv: qkv, shape: s)
+        func part(_ which: Int) -> [Double] {
+            (0..<n).map { i in Double(dqkv[(i / s.width) * 3 * s.width + which * s.width + i % s.width]) }
+        }
+        assertClose(part(0), finiteDifferences(q) { dot(g, ref($0, k, v)) }, "dq")
+        assertClose(part(1), finiteDifferences(k) { dot(g, ref(q, $0, v)) }, "dk")
+        assertClose(part(2), finiteDifferences(v) { dot(g, ref(q, k, $0)) }, "dv")
     }
 
     func testLayerScaleResidual() {
