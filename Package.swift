@@ -6,6 +6,7 @@ import PackageDescription
 //   Tensors                          — buffers + OpenBLAS + SIMD element-wise kernels (CKernels)
 //   VisionTransformer                — layers, the ViT, weight loading (never imports MPI)
 //   Communication                    — rank / size / allSum over Open MPI (never imports the model)
+//   Training                         — losses, optimizers, probes (the model's side of a training loop)
 //   selora (executable)              — the only place that holds model and communication together
 let package = Package(
     name: "SelectiveLoRA",
@@ -36,10 +37,11 @@ let package = Package(
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
         .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),
+        .target(name: "Training", dependencies: ["VisionTransformer", "Tensors"], path: "Sources/Training"),
         .executableTarget(
             name: "selora",
             dependencies: [
-                "VisionTransformer", "Tensors", "SafeTensors", "Datasets", "Communication",
+                "VisionTransformer", "Tensors", "SafeTensors", "Datasets", "Communication", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -47,7 +49,8 @@ let package = Package(
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels"], path: "Tests/KernelsTests"),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], path: "Tests/DatasetsTests"),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"], path: "Tests/TrainingTests"),
         .testTarget(name: "VisionTransformerTests", dependencies: ["VisionTransformer", "Tensors", "SafeTensors"],
                     path: "Tests/VisionTransformerTests"),
     ],

@@ -52,21 +52,33 @@ public final class MPICommunicator: Communicator {
         guard rc == MPI_SUCCESS else { throw CommunicationError(operation: op, rank: rank, code: rc) }
     }
 
+    /// MPI counts are 32-bit: larger buffers go in pieces of at most 2³⁰ elements.
+    static let maxPiece = 1 << 30
+
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        try check(MPI_Allreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_float(), cmpi_sum(), comm),
-                  "MPI_Allreduce(\(buffer.count) floats)")
+        guard let base = buffer.baseAddress else { return }
+        for lo in stride(from: 0, to: buffer.count, by: Self.maxPiece) {
+            let n = min(Self.maxPiece, buffer.count - lo)
+            try check(MPI_Allreduce(cmpi_in_place(), base + lo, Int32(n), cmpi_float(), cmpi_sum(), comm),
+                      "MPI_Allreduce(\(n) floats)")
+        }
     }
 
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        try check(MPI_Allreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_double(), cmpi_sum(), comm),
-                  "MPI_Allreduce(\(buffer.count) doubles)")
+        guard let base = buffer.baseAddress else { return }
+        for lo in stride(from: 0, to: buffer.count, by: Self.maxPiece) {
+            let n = min(Self.maxPiece, buffer.count - lo)
+            try check(MPI_Allreduce(cmpi_in_place(), base + lo, Int32(n), cmpi_double(), cmpi_sum(), comm),
+                      "MPI_Allreduce(\(n) doubles)")
+        }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        try check(MPI_Bcast(base, Int32(buffer.count), cmpi_uint8(), Int32(root), comm), "MPI_Bcast(\(buffer.count) bytes)")
+        guard let base = buffer.baseAddress else { return }
+        for lo in stride(from: 0, to: buffer.count, by: Self.maxPiece) {
+            let n = min(Self.maxPiece, buffer.count - lo)
+            try check(MPI_Bcast(base + lo, Int32(n), cmpi_uint8(), Int32(root), comm), "MPI_Bcast(\(n) bytes)")
+        }
     }
 
     public func barrier() throws { try check(MPI_Barrier(comm), "MPI_Barrier") }

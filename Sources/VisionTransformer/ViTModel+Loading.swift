@@ -91,11 +91,8 @@ extension ViTModel {
             precondition(values.count == dst.count)
             _ = dst.update(fromContentsOf: values)
         }
-        func read(_ name: String, _ shape: [Int]) throws -> [Float] {
-            do { return try f.floats(prefix + name, expectShape: shape) } catch let e as SafeTensorsError {
-                throw CheckpointError(path: f.path, message: "\(e.description)")
-            }
-        }
+        // SafeTensorsError already names the file, the tensor, and what was expected.
+        func read(_ name: String, _ shape: [Int]) throws -> [Float] { try f.floats(prefix + name, expectShape: shape) }
         switch naming {
         case .huggingFace:
             for e in store.layout.entries { put(e.name, try read(e.name, e.shape)) }
