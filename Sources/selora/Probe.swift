@@ -108,10 +108,13 @@ struct Probe: ParsableCommand {
         let pixelAccuracy = pixelProbe.accuracy(test.normalizedPixels(), labels: test.labels)
 
         print("")
-        print("| probe on                         | test accuracy |")
-        print("|----------------------------------|---------------|")
-        print(String(format: "| DINOv2 ViT-S/14 features (%3d px) | %12.1f%% |", data.imageSize, 100 * accuracy))
-        print(String(format: "| raw pixels (%2d×%2d)               | %12.1f%% |", train.height, train.width, 100 * pixelAccuracy))
+        let rows = [(String(format: "DINOv2 ViT-S/14 features (%d px)", data.imageSize), accuracy),
+                    (String(format: "raw pixels (%d×%d)", train.height, train.width), pixelAccuracy)]
+        let width = max(8, rows.map { $0.0.count }.max() ?? 0)
+        func pad(_ s: String) -> String { s + String(repeating: " ", count: width - s.count) }
+        print("| \(pad("probe on")) | test accuracy |")
+        print("|-\(String(repeating: "-", count: width))-|---------------|")
+        for (name, acc) in rows { print("| \(pad(name)) | \(String(format: "%12.1f%%", 100 * acc)) |") }
         print(String(format: "\n%d train / %d test images (first of each file); feature extraction %.1f images/s",
                      train.count, test.count, imagesPerSecond))
         if let json {
