@@ -47,11 +47,13 @@ let package = Package(
             ],
             path: "Sources/selora"),
 
+        .target(name: "TestHelpers", path: "Tests/TestHelpers"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
-        .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels"], path: "Tests/KernelsTests"),
+        .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels", "TestHelpers"], path: "Tests/KernelsTests"),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"], path: "Tests/TrainingTests"),
-        .testTarget(name: "VisionTransformerTests", dependencies: ["VisionTransformer", "Tensors", "SafeTensors"],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers"], path: "Tests/TrainingTests"),
+        .testTarget(name: "VisionTransformerTests",
+                    dependencies: ["VisionTransformer", "Tensors", "SafeTensors", "TestHelpers"],
                     path: "Tests/VisionTransformerTests"),
     ],
     swiftLanguageModes: [.v5]

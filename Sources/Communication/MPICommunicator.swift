@@ -55,29 +55,28 @@ public final class MPICommunicator: Communicator {
     /// MPI counts are 32-bit: larger buffers go in pieces of at most 2³⁰ elements.
     static let maxPiece = 1 << 30
 
+    private func inPieces(_ count: Int, _ body: (_ offset: Int, _ n: Int32) throws -> Void) rethrows {
+        for lo in stride(from: 0, to: count, by: Self.maxPiece) { try body(lo, Int32(min(Self.maxPiece, count - lo))) }
+    }
+
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = buffer.baseAddress else { return }
-        for lo in stride(from: 0, to: buffer.count, by: Self.maxPiece) {
-            let n = min(Self.maxPiece, buffer.count - lo)
-            try check(MPI_Allreduce(cmpi_in_place(), base + lo, Int32(n), cmpi_float(), cmpi_sum(), comm),
-                      "MPI_Allreduce(\(n) floats)")
+        try inPieces(buffer.count) { lo, n in
+            try check(MPI_Allreduce(cmpi_in_place(), base + lo, n, cmpi_float(), cmpi_sum(), comm), "MPI_Allreduce(\(n) floats)")
         }
     }
 
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
         guard let base = buffer.baseAddress else { return }
-        for lo in stride(from: 0, to: buffer.count, by: Self.maxPiece) {
-            let n = min(Self.maxPiece, buffer.count - lo)
-            try check(MPI_Allreduce(cmpi_in_place(), base + lo, Int32(n), cmpi_double(), cmpi_sum(), comm),
-                      "MPI_Allreduce(\(n) doubles)")
+        try inPieces(buffer.count) { lo, n in
+            try check(MPI_Allreduce(cmpi_in_place(), base + lo, n, cmpi_double(), cmpi_sum(), comm), "MPI_Allreduce(\(n) doubles)")
         }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         guard let base = buffer.baseAddress else { return }
-        for lo in stride(from: 0, to: buffer.count, by: Self.maxPiece) {
-            let n = min(Self.maxPiece, buffer.count - lo)
-            try check(MPI_Bcast(base + lo, Int32(n), cmpi_uint8(), Int32(root), comm), "MPI_Bcast(\(n) bytes)")
+        try inPieces(buffer.count) { lo, n in
+            try check(MPI_Bcast(base + lo, n, cmpi_uint8(), Int32(root), comm), "MPI_Bcast(\(n) bytes)")
         }
     }
 

@@ -46,21 +46,25 @@ public enum BLASInfo {
         return []
     }
 
-    /// A warning when OpenBLAS fell back to a generic kernel on a CPU that has AVX-512 or AVX2
-    /// (OpenBLAS 0.3.21 does not recognise some recent Xeons and picks `Prescott`, ~4× slower).
-    /// `nil` when the kernel looks right.
+    /// A warning when OpenBLAS runs a kernel below what the CPU can do: a generic kernel on an AVX2 or AVX-512
+    /// CPU, or an AVX2 kernel on an AVX-512 CPU. OpenBLAS 0.3.21 does not recognise some recent CPUs (Debian's
+    /// build picks `Prescott` on this machine kind, ~4× slower; `Haswell`, which some environments force, measured
+    /// 1.8× slower per training step than `SkylakeX` here). `nil` when the kernel fits the CPU.
     public static func kernelWarning() -> String? {
         let core = coreName
         let generic: Set<String> = ["Prescott", "Core2", "Nehalem", "Atom", "Penryn", "Dunnington", "Katmai",
-                                    "Coppermine", "Northwood", "Banias", "Sandybridge", "unknown"]
-        guard generic.contains(core) else { return nil }
+                                    "Coppermine", "Northwood", "Banias", "Sandybridge", "Barcelona", "Opteron",
+                                    "unknown"]
+        let avx2: Set<String> = ["Haswell", "Zen", "Excavator", "Steamroller", "Piledriver", "Bulldozer"]
         let flags = cpuFlags
+        let hasAVX512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
         let want: String
-        if flags.contains("avx512f") && flags.contains("avx512bw") { want = "SkylakeX" }
-        else if flags.contains("avx2") && flags.contains("fma") { want = "Haswell" }
+        if hasAVX512 && (generic.contains(core) || avx2.contains(core)) { want = "SkylakeX" }
+        else if flags.contains("avx2") && flags.contains("fma") && generic.contains(core) { want = "Haswell" }
         else { return nil }
-        return "OpenBLAS is running its generic '\(core)' kernel on a CPU with "
+        return "OpenBLAS is running its '\(core)' kernel on a CPU with "
             + (want == "SkylakeX" ? "AVX-512" : "AVX2")
-            + "; set OPENBLAS_CORETYPE=\(want) before starting (the launch/ scripts do) for ~4× faster GEMMs"
+            + "; set OPENBLAS_CORETYPE=\(want) before starting (the launch/ scripts do) "
+            + "for 2-4× faster GEMMs"
     }
 }

@@ -16,7 +16,6 @@ struct Info: ParsableCommand {
         print("OpenBLAS core:      \(BLASInfo.coreName)")
         print("OpenBLAS threads:   \(BLASInfo.numThreads)")
         print("element-wise ISA:   \(Kernels.isa)")
-        if let w = BLASInfo.kernelWarning() { print("warning:            \(w)") }
         if let weights {
             let model = try ModelOptions(weights: weights, heads: nil).loadModel(log: log)
             print("model:              \(model.config)")

@@ -13,9 +13,9 @@ final class GeluTests: XCTestCase {
         return (0..<n).map { i -> Float in
             if n >= 2 * specials.count && i < specials.count { return specials[i] }
             switch rng.next() % 4 {
-            case 0: return rng.uniform(-10, 10)
+            case 0: return rng.uniformFloat(-10, 10)
             case 1, 2: return Float(2 * rng.normal())
-            default: return rng.uniform(-1, 1)
+            default: return rng.uniformFloat(-1, 1)
             }
         }
     }
@@ -50,7 +50,7 @@ final class GeluTests: XCTestCase {
         for n in Self.sizes {
             let xs = Self.inputs(n, seed: 2000 + UInt64(n))
             var rng = SplitMix64(seed: 3000 + UInt64(n))
-            let dys = (0..<n).map { _ in rng.uniform(-2, 2) }
+            let dys = (0..<n).map { _ in rng.uniformFloat(-2, 2) }
             let ref = (0..<n).map { i -> Double in
                 let x = Double(xs[i])
                 return Double(dys[i]) * (Self.cdf(x) + x * Self.phi(x))

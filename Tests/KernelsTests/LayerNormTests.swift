@@ -13,8 +13,8 @@ final class LayerNormTests: XCTestCase {
         var rng = SplitMix64(seed: seed)
         var x = [Float](repeating: 0, count: rows * cols)
         for r in 0..<rows {
-            var offset = Double(rng.uniform(-5, 5))
-            var sd = exp(Double(rng.uniform(log(0.05), log(20))))
+            var offset = Double(rng.uniformFloat(-5, 5))
+            var sd = exp(Double(rng.uniformFloat(log(0.05), log(20))))
             if r == 0 { sd = 0 }
             if r == 1 { (offset, sd) = (4.5, 0.05) }
             for j in 0..<cols { x[r * cols + j] = Float(offset + sd * rng.normal()) }
@@ -84,8 +84,8 @@ final class LayerNormTests: XCTestCase {
             let (xs, gs, _) = Self.inputs(rows: rows, cols: cols, seed: 1900 + UInt64(cols))
             var rng = SplitMix64(seed: 2900 + UInt64(cols))
             let dys = (0..<(rows * cols)).map { _ in Float(rng.normal()) }
-            let dg0 = (0..<cols).map { _ in rng.uniform(-3, 3) }   // non-zero: the kernel must add to these
-            let db0 = (0..<cols).map { _ in rng.uniform(-3, 3) }
+            let dg0 = (0..<cols).map { _ in rng.uniformFloat(-3, 3) }   // non-zero: the kernel must add to these
+            let db0 = (0..<cols).map { _ in rng.uniformFloat(-3, 3) }
             // mean/rstd as the forward would store them (floats); the reference uses those exact values.
             let st = Self.stats(xs, rows: rows, cols: cols, eps: 1e-6)
             let meanF = st.mean.map { Float($0) }, rstdF = st.rstd.map { Float($0) }

@@ -19,14 +19,14 @@ final class SoftmaxTests: XCTestCase {
         var rng = SplitMix64(seed: seed)
         var s = [Float](repeating: sentinel, count: (rows - 1) * ld + cols)
         for r in 0..<rows {
-            let c = rng.uniform(-10, 10)
+            let c = rng.uniformFloat(-10, 10)
             for j in 0..<cols {
                 switch r % 5 {
-                case 0: s[r * ld + j] = rng.uniform(-10, 10)
-                case 1: s[r * ld + j] = rng.uniform(-60, 60)
+                case 0: s[r * ld + j] = rng.uniformFloat(-10, 10)
+                case 1: s[r * ld + j] = rng.uniformFloat(-60, 60)
                 case 2: s[r * ld + j] = c
                 case 3: s[r * ld + j] = Float(rng.normal())
-                default: s[r * ld + j] = rng.uniform(90, 200)
+                default: s[r * ld + j] = rng.uniformFloat(90, 200)
                 }
             }
             if r % 5 == 3 { s[r * ld + Int(rng.next() % UInt64(cols))] = 10 }
@@ -85,12 +85,12 @@ final class SoftmaxTests: XCTestCase {
                 var p = [Float](repeating: Self.sentinel, count: (rows - 1) * ld + cols)
                 var dp = p
                 for r in 0..<rows {
-                    let t = (0..<cols).map { _ in Double(rng.uniform(-8, 8)) }
+                    let t = (0..<cols).map { _ in Double(rng.uniformFloat(-8, 8)) }
                     let m = t.max()!, sum = t.map { exp($0 - m) }.reduce(0, +)
                     let big = r % 2 == 1
                     for j in 0..<cols {
                         p[r * ld + j] = Float(exp(t[j] - m) / sum)
-                        dp[r * ld + j] = big ? rng.uniform(-10, 10) : rng.uniform(-1, 1)
+                        dp[r * ld + j] = big ? rng.uniformFloat(-10, 10) : rng.uniformFloat(-1, 1)
                     }
                 }
                 // Reference scale·p·(dp − Σ dp·p); tolerance 2e-6 relative to the magnitudes combined.

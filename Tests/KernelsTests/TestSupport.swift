@@ -1,35 +1,11 @@
 import CKernels
 import Foundation
 import XCTest
+@_exported import TestHelpers
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// SplitMix64: a tiny fixed-seed generator, so every run sees the same inputs.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
-
-    mutating func uniform(_ lo: Double, _ hi: Double) -> Float { Float(lo + (hi - lo) * unit()) }
-
-    /// Standard normal (Box–Muller).
-    mutating func normal() -> Double {
-        let u = max(unit(), 0x1p-60), v = unit()
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
-    }
-}
 
 /// Float storage whose last element sits right before an inaccessible page, so a kernel that reads or writes
 /// even one float past the end crashes the test instead of passing silently.

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestHelpers
 @testable import VisionTransformer
 
 /// An independent, deliberately naive Double-precision ViT written straight from the definitions (plain loops,
@@ -137,44 +138,4 @@ enum Ref {
     }
 }
 
-/// Deterministic uniform values in [lo, hi) (SplitMix64), so every test sees the same numbers.
-struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform(_ lo: Double = -1, _ hi: Double = 1) -> Double {
-        lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
-    }
-    mutating func array(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Double] { (0..<n).map { _ in uniform(lo, hi) } }
-}
-
-/// Central finite difference of a scalar function at every coordinate, in Double.
-func finiteDifferences(_ x: [Double], h: Double = 1e-5, _ f: ([Double]) -> Double) -> [Double] {
-    var x = x
-    return (0..<x.count).map { i in
-        let keep = x[i]
-        x[i] = keep + h; let up = f(x)
-        x[i] = keep - h; let down = f(x)
-        x[i] = keep
-        return (up - down) / (2 * h)
-    }
-}
-
-/// Largest |a − b| / (atol + rtol·|b|) over the arrays: ≤ 1 means every element is within tolerance.
-func worstRatio(_ a: [Double], _ b: [Double], atol: Double, rtol: Double) -> (ratio: Double, index: Int) {
-    precondition(a.count == b.count, "worstRatio: \(a.count) vs \(b.count)")
-    var worst = (0.0, -1)
-    for i in 0..<a.count {
-        let r = abs(a[i] - b[i]) / (atol + rtol * abs(b[i]))
-        if r > worst.0 || worst.1 < 0 { worst = (r, i) }
-    }
-    return worst
-}
-
-func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+typealias TestRNG = SplitMix64

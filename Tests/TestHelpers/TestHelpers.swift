@@ -1,0 +1,58 @@
+import Foundation
+
+/// SplitMix64: a tiny fixed-seed generator, so every test run sees the same numbers.
+public struct SplitMix64 {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    /// Uniform in [lo, hi).
+    public mutating func uniform(_ lo: Double = -1, _ hi: Double = 1) -> Double { lo + (hi - lo) * unit() }
+
+    public mutating func uniformFloat(_ lo: Double, _ hi: Double) -> Float { Float(uniform(lo, hi)) }
+
+    /// Standard normal (Box–Muller).
+    public mutating func normal() -> Double {
+        let u = max(unit(), 0x1p-60), v = unit()
+        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+    }
+
+    public mutating func array(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Double] {
+        (0..<n).map { _ in uniform(lo, hi) }
+    }
+}
+
+/// Central finite difference of a scalar function at every coordinate, in Double.
+public func finiteDifferences(_ x: [Double], h: Double = 1e-5, _ f: ([Double]) -> Double) -> [Double] {
+    var x = x
+    return (0..<x.count).map { i in
+        let keep = x[i]
+        x[i] = keep + h; let up = f(x)
+        x[i] = keep - h; let down = f(x)
+        x[i] = keep
+        return (up - down) / (2 * h)
+    }
+}
+
+/// Largest |a − b| / (atol + rtol·|b|) over the arrays, and where: ≤ 1 means every element is within tolerance.
+public func worstRatio(_ a: [Double], _ b: [Double], atol: Double, rtol: Double) -> (ratio: Double, index: Int) {
+    precondition(a.count == b.count, "worstRatio: \(a.count) vs \(b.count)")
+    var worst = (0.0, -1)
+    for i in 0..<a.count {
+        let r = abs(a[i] - b[i]) / (atol + rtol * abs(b[i]))
+        if r > worst.0 || worst.1 < 0 { worst = (r, i) }
+    }
+    return worst
+}
+
+public func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
