@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Dependencies point one way:
-//   SafeTensors, Datasets            — file formats, no math
-//   Tensors                          — buffers + OpenBLAS + SIMD element-wise kernels (CKernels)
+//   SafeTensors                      — the file format, no math
+//   Tensors                          — buffers + OpenBLAS + SIMD element-wise kernels (CKernels), seeded RNG
+//   Datasets                         — image sets (IDX/CSV), transforms, corruptions, epoch sampling
 //   VisionTransformer                — layers, the ViT, weight loading (never imports MPI)
 //   Communication                    — rank / size / allSum over Open MPI (never imports the model)
 //   Training                         — losses, optimizers, probes (the model's side of a training loop)
@@ -32,7 +33,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("sleef"), .linkedLibrary("m")]),
 
         .target(name: "SafeTensors", path: "Sources/SafeTensors"),
-        .target(name: "Datasets", dependencies: ["CZlib"], path: "Sources/Datasets"),
+        .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], path: "Sources/Datasets"),
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Tensors"),
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
