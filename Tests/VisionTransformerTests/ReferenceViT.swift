@@ -104,8 +104,27 @@ enum Ref {
         return out
     }
 
-    /// The whole model: parameters by Hugging Face name, pixels [B, C, H, W] → last_hidden_state [B, T, D].
-    static func vit(_ p: [String: [Double]], config c: ViTConfig, pixels: [Double], batch: Int, height: Int, width: Int) -> [Double] {
+    /// A LoRA block for the reference: y += gate · scale · (x Aᵀ) Bᵀ, A [r, in], B [out, r].
+    struct LoRA {
+        var a: [Double], b: [Double], gate: Double
+    }
+
+    /// x Wᵀ + b, plus the LoRA block registered for `path`, if any.
+    static func adapted(_ x: [Double], rows: Int, inF: Int, outF: Int, w: [Double], b: [Double], path: String,
+                        lora: [String: LoRA], rank: Int, scale: Double) -> [Double] {
+        var y = linear(x, rows: rows, inF: inF, outF: outF, w: w, b: b)
+        if let l = lora[path] {
+            let h = linear(x, rows: rows, inF: inF, outF: rank, w: l.a, b: nil)
+            let u = linear(h, rows: rows, inF: rank, outF: outF, w: l.b, b: nil)
+            for i in 0..<y.count { y[i] += l.gate * scale * u[i] }
+        }
+        return y
+    }
+
+    /// The whole model: parameters by Hugging Face name, pixels [B, C, H, W] → last_hidden_state [B, T, D],
+    /// with optional LoRA blocks keyed by module path (e.g. `encoder.layer.0.mlp.fc1`).
+    static func vit(_ p: [String: [Double]], config c: ViTConfig, pixels: [Double], batch: Int, height: Int, width: Int,
+                    lora: [String: LoRA] = [:], rank: Int = 0, scale: Double = 0) -> [Double] {
         let d = c.hiddenSize, gr = height / c.patchSize, gc = width / c.patchSize, t = 1 + gr * gc, n = batch * t
         let eps = Double(c.layerNormEps)
         let patches = patchConv(pixels, batch: batch, channels: c.channels, height: height, width: width,
@@ -120,17 +139,21 @@ enum Ref {
         }
         for l in 0..<c.numLayers {
             func w(_ s: String) -> [Double] { p["encoder.layer.\(l).\(s)"]! }
+            func lin(_ x: [Double], _ module: String, _ inF: Int, _ outF: Int) -> [Double] {
+                adapted(x, rows: n, inF: inF, outF: outF, w: w(module + ".weight"), b: w(module + ".bias"),
+                        path: "encoder.layer.\(l).\(module)", lora: lora, rank: rank, scale: scale)
+            }
             let h1 = layerNorm(x, rows: n, cols: d, gamma: w("norm1.weight"), beta: w("norm1.bias"), eps: eps)
-            let q = linear(h1, rows: n, inF: d, outF: d, w: w("attention.attention.query.weight"), b: w("attention.attention.query.bias"))
-            let k = linear(h1, rows: n, inF: d, outF: d, w: w("attention.attention.key.weight"), b: w("attention.attention.key.bias"))
-            let v = linear(h1, rows: n, inF: d, outF: d, w: w("attention.attention.value.weight"), b: w("attention.attention.value.bias"))
+            let q = lin(h1, "attention.attention.query", d, d)
+            let k = lin(h1, "attention.attention.key", d, d)
+            let v = lin(h1, "attention.attention.value", d, d)
             let ctx = attention(q: q, k: k, v: v, batch: batch, tokens: t, heads: c.numHeads, headDim: c.headDim)
-            let a = linear(ctx, rows: n, inF: d, outF: d, w: w("attention.output.dense.weight"), b: w("attention.output.dense.bias"))
+            let a = lin(ctx, "attention.output.dense", d, d)
             let ls1 = w("layer_scale1.lambda1"), ls2 = w("layer_scale2.lambda1")
             for i in 0..<(n * d) { x[i] += ls1[i % d] * a[i] }
             let h2 = layerNorm(x, rows: n, cols: d, gamma: w("norm2.weight"), beta: w("norm2.bias"), eps: eps)
-            let f1 = gelu(linear(h2, rows: n, inF: d, outF: c.mlpSize, w: w("mlp.fc1.weight"), b: w("mlp.fc1.bias")))
-            let f2 = linear(f1, rows: n, inF: c.mlpSize, outF: d, w: w("mlp.fc2.weight"), b: w("mlp.fc2.bias"))
+            let f1 = gelu(lin(h2, "mlp.fc1", d, c.mlpSize))
+            let f2 = lin(f1, "mlp.fc2", c.mlpSize, d)
             for i in 0..<(n * d) { x[i] += ls2[i % d] * f2[i] }
         }
         return layerNorm(x, rows: n, cols: d, gamma: p[ViTParameterNames.finalNormWeight]!,

@@ -1,0 +1,88 @@
+import Tensors
+
+/// The LoRA blocks of a model: one per (layer, target), each with A [r, in], B [out, r] and a gate score.
+///
+/// Parameters live in one ``TensorStore`` (A then B, block after block, in a fixed order: layer-major, targets in
+/// ``LoRATarget`` order), scores in one flat buffer; gradients and optimizer moments use the same layouts. The
+/// order is the contract that lets ranks pack and all-reduce gradients without knowing what they mean.
+public final class LoRAAdapters {
+    public struct Block: Equatable {
+        public let index: Int
+        public let layer: Int
+        public let target: LoRATarget
+        public let inFeatures: Int
+        public let outFeatures: Int
+        /// Module path, e.g. `encoder.layer.3.mlp.fc1`.
+        public var path: String { target.modulePath(layer: layer) }
+        public var aName: String { "\(path).lora_A" }
+        public var bName: String { "\(path).lora_B" }
+    }
+
+    public let model: ViTConfig
+    public let config: LoRAConfig
+    public let blocks: [Block]
+    public let params: TensorStore
+    /// Gate scores s, one per block.
+    public let scores: FloatBuffer
+    /// Whether each block acts in the current step: I(s ≥ τ), possibly capped by a budget (see the trainer).
+    public var active: [Bool]
+    /// blockIndex[layer][target] (nil when that Linear has no block).
+    let blockIndex: [[LoRATarget: Int]]
+
+    /// A (Kaiming-uniform, a = √5, i.e. U(±1/√in), as PEFT and `nn.Linear` initialise) from `seed`, B = 0,
+    /// every score at `config.initialScore`, every block active.
+    public init(model: ViTConfig, config: LoRAConfig, seed: UInt64) throws {
+        try config.validate()
+        self.model = model
+        self.config = config
+        var blocks: [Block] = []
+        var index = [[LoRATarget: Int]](repeating: [:], count: model.numLayers)
+        for l in 0..<model.numLayers {
+            for t in LoRATarget.allCases where config.targets.contains(t) {
+                let f = t.features(model)
+                index[l][t] = blocks.count
+                blocks.append(Block(index: blocks.count, layer: l, target: t, inFeatures: f.in, outFeatures: f.out))
+            }
+        }
+        self.blocks = blocks
+        self.blockIndex = index
+        params = try TensorStore(layout: LoRAAdapters.layout(blocks, rank: config.rank))
+        scores = try FloatBuffer(count: blocks.count)
+        active = [Bool](repeating: true, count: blocks.count)
+        var rng = SeededRandom(seed: seed, stream: "lora-init")
+        for b in blocks {
+            let a = params.buffer(b.aName), bound = 1 / Float(b.inFeatures).squareRoot()
+            for i in 0..<a.count { a[i] = rng.uniform(-bound, bound) }
+            scores[b.index] = config.initialScore
+        }
+    }
+
+    static func layout(_ blocks: [Block], rank: Int) -> TensorLayout {
+        var l = TensorLayout()
+        for b in blocks {
+            l.add(b.aName, [rank, b.inFeatures])
+            l.add(b.bName, [b.outFeatures, rank])
+        }
+        return l
+    }
+
+    /// A store with the parameters' layout (for gradients and optimizer moments).
+    public func makeStore() throws -> TensorStore { try TensorStore(layout: params.layout) }
+
+    public func block(layer: Int, target: LoRATarget) -> Block? { blockIndex[layer][target].map { blocks[$0] } }
+
+    public func a(_ b: Block, in store: TensorStore? = nil) -> UnsafeMutablePointer<Float> { (store ?? params).pointer(b.aName) }
+    public func b(_ b: Block, in store: TensorStore? = nil) -> UnsafeMutablePointer<Float> { (store ?? params).pointer(b.bName) }
+
+    public var activeCount: Int { active.filter { $0 }.count }
+
+    /// Trainable LoRA parameters of the active blocks (A and B; scores not counted).
+    public var activeParameterCount: Int {
+        blocks.filter { active[$0.index] }.reduce(0) { $0 + config.rank * ($1.inFeatures + $1.outFeatures) }
+    }
+
+    /// Sets every gate from the scores: active ⇔ s ≥ τ.
+    public func updateGatesFromScores() {
+        for i in 0..<blocks.count { active[i] = scores[i] >= config.threshold }
+    }
+}
