@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
         .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),
-        .target(name: "Training", dependencies: ["VisionTransformer", "Tensors"], path: "Sources/Training"),
+        .target(name: "Training", dependencies: ["VisionTransformer", "Tensors", "Datasets", "SafeTensors"], path: "Sources/Training"),
         .executableTarget(
             name: "selora",
             dependencies: [
@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels", "TestHelpers"], path: "Tests/KernelsTests"),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers"], path: "Tests/TrainingTests"),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers", "VisionTransformer", "SafeTensors", "Tensors"], path: "Tests/TrainingTests"),
         .testTarget(name: "VisionTransformerTests",
                     dependencies: ["VisionTransformer", "Tensors", "SafeTensors", "TestHelpers"],
                     path: "Tests/VisionTransformerTests"),

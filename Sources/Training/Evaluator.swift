@@ -1,0 +1,89 @@
+import Datasets
+import Tensors
+import VisionTransformer
+
+/// Runs a (possibly adapted) backbone over an image set in inference mode, batch by batch, and hands each image's
+/// last hidden state [tokens, hidden] to the caller. LoRA blocks act as their gates say at call time.
+public final class Evaluator {
+    public let model: ViTModel
+    public let transform: ImageTransform
+    let acts: ViTActivations
+    let lora: LoRARun?
+    let pixels: FloatBuffer
+
+    public init(model: ViTModel, adapters: LoRAAdapters?, size: Int, batch: Int) throws {
+        self.model = model
+        transform = ImageTransform(height: size, width: size)
+        let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, training: false)
+        self.acts = acts
+        lora = try adapters.map { try LoRARun(adapters: $0, activations: acts, gradients: false, scoreGradients: false) }
+        pixels = try FloatBuffer(count: batch * transform.floatsPerImage)
+    }
+
+    public var tokens: Int { acts.tokens }
+    public var hidden: Int { model.config.hiddenSize }
+
+    /// Calls `body(index, states)` for each of `indices` (default: every image) in order; `states` points at that
+    /// image's [tokens, hidden] output and is valid only during the call.
+    public func forEachOutput(_ data: ImageDataset, indices: [Int]? = nil, _ body: (Int, UnsafePointer<Float>) -> Void) {
+        let all = indices ?? Array(0..<data.count)
+        let b = acts.batch, per = acts.tokens * hidden
+        for start in stride(from: 0, to: all.count, by: b) {
+            let chunk = Array(all[start..<min(start + b, all.count)])
+            // A short last batch leaves stale images in the tail of `pixels`: computed and ignored.
+            transform.apply(data, indices: chunk, into: pixels.base)
+            let out = model.forward(pixels.base, acts, lora: lora)
+            for (k, index) in chunk.enumerated() { body(index, out + k * per) }
+        }
+    }
+
+    /// [CLS ; mean of the patch tokens] per image: [count, 2·hidden] (what HF's Dinov2ForImageClassification uses).
+    public func probeFeatures(_ data: ImageDataset) -> [Float] {
+        let d = hidden, t = tokens
+        var out = [Float](repeating: 0, count: data.count * 2 * d)
+        forEachOutput(data) { i, s in
+            let f = i * 2 * d
+            for j in 0..<d { out[f + j] = s[j] }
+            for p in 1..<t { for j in 0..<d { out[f + d + j] += s[p * d + j] } }
+            for j in 0..<d { out[f + d + j] /= Float(t - 1) }
+        }
+        return out
+    }
+
+    /// The class token per image: [count, hidden].
+    public func clsFeatures(_ data: ImageDataset) -> [Float] {
+        let d = hidden
+        var out = [Float](repeating: 0, count: data.count * d)
+        forEachOutput(data) { i, s in for j in 0..<d { out[i * d + j] = s[j] } }
+        return out
+    }
+
+    /// Fraction of images the head classifies as their label.
+    public func accuracy(_ data: ImageDataset, head: ClassifierHead) -> Double {
+        var logits = [Float](repeating: 0, count: head.classes)
+        var correct = 0
+        forEachOutput(data) { i, s in
+            head.forward(&logits, hidden: s, batch: 1, tokens: tokens)
+            var best = 0
+            for c in 1..<head.classes where logits[c] > logits[best] { best = c }
+            if best == Int(data.labels[i]) { correct += 1 }
+        }
+        return Double(correct) / Double(max(1, data.count))
+    }
+}
+
+/// Mean over rows of 1 − cos(a_i, b_i) for two [rows, dim] feature sets: how far fine-tuning moved the features.
+public func meanCosineDrift(_ a: [Float], _ b: [Float], dim: Int) -> Double {
+    precondition(a.count == b.count && dim > 0 && a.count % dim == 0, "meanCosineDrift: shapes differ")
+    let rows = a.count / dim
+    var total = 0.0
+    for r in 0..<rows {
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        for j in 0..<dim {
+            let x = Double(a[r * dim + j]), y = Double(b[r * dim + j])
+            ab += x * y; aa += x * x; bb += y * y
+        }
+        total += 1 - ab / max((aa * bb).squareRoot(), 1e-30)
+    }
+    return total / Double(max(rows, 1))
+}

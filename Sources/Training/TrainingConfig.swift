@@ -1,0 +1,75 @@
+import VisionTransformer
+
+/// How the backbone is fine-tuned. Every method trains the classification head too.
+public enum Method: String, CaseIterable, Codable, Sendable {
+    /// Gated LoRA blocks whose scores learn which blocks act; an L1 penalty switches most of them off.
+    case selective
+    /// Every LoRA block always on, no gates (plain LoRA, as HF PEFT).
+    case lora
+    /// Every backbone parameter trained.
+    case full
+    /// Only the head, on frozen features.
+    case linearProbe = "linear-probe"
+
+    public var usesAdapters: Bool { self == .selective || self == .lora }
+}
+
+/// Everything that shapes a training run. Defaults are for DINOv2 ViT-S/14 on small image sets and are
+/// explained field by field; `validate()` rejects what cannot work, naming the flag.
+public struct TrainingConfig: Codable, Equatable, Sendable {
+    public var method: Method = .selective
+    public var lora = LoRAConfig()
+    /// Optimizer steps in all.
+    public var steps = 300
+    /// Global batch (all ranks together).
+    public var batchSize = 32
+    /// Linear learning-rate warm-up, in steps, before the cosine decay.
+    public var warmupSteps = 30
+    /// Peak learning rate of LoRA A/B and the head (PEFT LoRA recipes use 1e-4–1e-3; small data wants the top).
+    public var lr: Float = 1e-3
+    /// Peak learning rate of the backbone in `full` (full fine-tunes of ViTs use ~1e-5: larger rates destroy the
+    /// pretrained features quickly, which is what the forgetting comparison measures).
+    public var fullLR: Float = 2e-5
+    /// Peak learning rate of the gate scores (separate from the adapters', as in TAPS; no weight decay on scores).
+    public var scoreLR: Float = 2e-3
+    /// AdamW decoupled weight decay of adapters, head and backbone (PyTorch's default).
+    public var weightDecay: Float = 0.01
+    /// Global gradient-norm clipping threshold over every trainable tensor of the step (0 disables).
+    public var clipNorm: Float = 1.0
+    /// λ of the sparsity penalty λ·mean|s| on the scores.
+    public var penalty: Float = 0.5
+    /// Steps before the penalty (and the budget) start: the adapters must first move away from B = 0, where
+    /// every score gradient is exactly zero.
+    public var penaltyStartStep = 60
+    /// Budget mode: after the penalty starts, at most this percentage of the blocks (the top scores, ties to
+    /// the lower block index) stay active. nil: the threshold alone decides.
+    public var maxActivePercent: Float?
+    /// Seed of every random choice (initialisation, data order).
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    public func validate() throws {
+        func bad(_ s: String) -> ViTError { .invalidConfig(s) }
+        do { try lora.validate() } catch let ViTError.invalidConfig(s) { throw bad(s) }
+        guard steps > 0 else { throw bad("--steps must be positive, got \(steps)") }
+        guard batchSize > 0 else { throw bad("--batch-size must be positive, got \(batchSize)") }
+        guard warmupSteps >= 0, warmupSteps < steps else {
+            throw bad("--warmup-steps must be in 0..<steps (\(steps)), got \(warmupSteps)")
+        }
+        for (flag, v) in [("--lr", lr), ("--full-lr", fullLR), ("--score-lr", scoreLR)] {
+            guard v.isFinite, v > 0 else { throw bad("\(flag) must be a positive number, got \(v)") }
+        }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("--weight-decay must be ≥ 0, got \(weightDecay)") }
+        guard clipNorm.isFinite, clipNorm >= 0 else { throw bad("--clip-norm must be ≥ 0 (0 disables), got \(clipNorm)") }
+        guard penalty.isFinite, penalty >= 0 else { throw bad("--penalty (λ) must be a finite number ≥ 0, got \(penalty)") }
+        guard penaltyStartStep >= 0 else { throw bad("--penalty-start must be ≥ 0, got \(penaltyStartStep)") }
+        guard lora.threshold < lora.initialScore else {
+            throw bad("--threshold (τ = \(lora.threshold)) must be below --initial-score (\(lora.initialScore)): "
+                      + "every block starts active and the penalty switches blocks off")
+        }
+        if let p = maxActivePercent {
+            guard p.isFinite, p >= 0, p <= 100 else { throw bad("--max-active must be a percentage in 0…100, got \(p)") }
+        }
+    }
+}
