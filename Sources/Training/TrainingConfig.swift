@@ -50,7 +50,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public func validate() throws {
-        func bad(_ s: String) -> ViTError { .invalidConfig(s) }
+        func bad(_ s: String) -> ConfigError { ConfigError(message: s) }
         do { try lora.validate() } catch let ViTError.invalidConfig(s) { throw bad(s) }
         guard steps > 0 else { throw bad("--steps must be positive, got \(steps)") }
         guard batchSize > 0 else { throw bad("--batch-size must be positive, got \(batchSize)") }
@@ -72,4 +72,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             guard p.isFinite, p >= 0, p <= 100 else { throw bad("--max-active must be a percentage in 0…100, got \(p)") }
         }
     }
+}
+
+/// A training setting that cannot work; the message names the flag and what was expected.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }

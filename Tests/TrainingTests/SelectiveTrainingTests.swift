@@ -1,0 +1,231 @@
+import Foundation
+import Tensors
+import TestHelpers
+import Training
+import VisionTransformer
+import XCTest
+
+/// The training loop's selective-LoRA rules on a tiny random ViT.
+final class SelectiveTrainingTests: XCTestCase {
+    let vit = ViTConfig(hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                        positionGrid: 3, layerNormEps: 1e-6)
+
+    func tinyModel(seed: UInt64 = 1) throws -> ViTModel {
+        let m = try ViTModel(config: vit)
+        var rng = SeededRandom(seed: seed)
+        for e in m.params.store.layout.entries {
+            let b = m.params.store.buffer(e.name)
+            for i in 0..<b.count { b[i] = (e.name.contains("norm") && e.name.hasSuffix("weight") ? 1 : 0) + 0.3 * rng.normal() }
+        }
+        return m
+    }
+
+    func batch(_ n: Int, seed: UInt64) -> ([Float], [Int32]) {
+        var rng = SeededRandom(seed: seed)
+        return ((0..<(n * 3 * 4 * 4)).map { _ in rng.normal() }, (0..<n).map { Int32($0 % 3) })
+    }
+
+    func config(_ method: Method) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.method = method
+        c.lora.rank = 2
+        c.steps = 20
+        c.batchSize = 4
+        c.warmupSteps = 2
+        c.penaltyStartStep = 3
+        c.scoreLR = 0.02
+        return c
+    }
+
+    /// A block whose gate is off keeps A and B bitwise while its score keeps learning, and AdamW's weight decay
+    /// does not touch it either.
+    func testInactiveBlockIsFrozenWhileItsScoreMoves() throws {
+        var c = config(.selective)
+        c.lora.threshold = 0.1
+        c.lora.initialScore = 0.15
+        let trainer = try Trainer(model: try tinyModel(), classes: 3, config: c, batch: 4, height: 4, width: 4)
+        let a = try XCTUnwrap(trainer.adapters)
+        let frozen = a.blocks[3]
+        a.scores[frozen.index] = 0.05          // below τ: off from the first step
+        let (px, labels) = batch(4, seed: 9)
+        _ = trainer.trainStep(pixels: px, labels: labels)   // B moves away from 0 for the active blocks
+        let aBefore = Array(a.params.buffer(frozen.aName)), bBefore = Array(a.params.buffer(frozen.bName))
+        let sBefore = a.scores[frozen.index]
+        var sawMove = false
+        for s in 0..<6 {
+            let (px, labels) = batch(4, seed: UInt64(10 + s))
+            _ = trainer.trainStep(pixels: px, labels: labels)
+            XCTAssertFalse(a.active[frozen.index], "the block must stay off for this test (score \(a.scores[frozen.index]))")
+            if a.scores[frozen.index] != sBefore { sawMove = true }
+            if a.scores[frozen.index] >= c.lora.threshold { break }
+        }
+        XCTAssertTrue(sawMove, "the inactive block's score must still receive updates")
+        XCTAssertEqual(Array(a.params.buffer(frozen.aName)), aBefore)
+        XCTAssertEqual(Array(a.params.buffer(frozen.bName)), bBefore)
+        // And the active ones did move.
+        XCTAssertNotEqual(Array(a.params.buffer(a.blocks[0].bName)), [Float](repeating: 0, count: a.blocks[0].outFeatures * 2))
+    }
+
+    /// Budget mode keeps exactly the top ⌊P·n/100⌋ scores, ties to the lower block index, once the penalty starts.
+    func testBudgetKeepsTopScoresWithDeterministicTies() throws {
+        var c = config(.selective)
+        c.maxActivePercent = 25          // 12 blocks → 3
+        c.penaltyStartStep = 0
+        let trainer = try Trainer(model: try tinyModel(), classes: 3, config: c, batch: 4, height: 4, width: 4)
+        let a = try XCTUnwrap(trainer.adapters)
+        XCTAssertEqual(a.blocks.count, 12)
+        for i in 0..<12 { a.scores[i] = 0.2 }
+        a.scores[7] = 0.5
+        a.scores[2] = 0.05               // below τ anyway
+        trainer.updateGates()
+        XCTAssertEqual(a.active.enumerated().filter { $0.element }.map(\.offset), [0, 1, 7])
+    }
+
+    func testPlainLoRAHasEveryBlockOnAndNoScores() throws {
+        let trainer = try Trainer(model: try tinyModel(), classes: 3, config: config(.lora), batch: 4, height: 4, width: 4)
+        let a = try XCTUnwrap(trainer.adapters)
+        a.scores[0] = -1
+        let (px, labels) = batch(4, seed: 2)
+        let s = trainer.trainStep(pixels: px, labels: labels)
+        XCTAssertEqual(s.activeBlocks, 12)
+        var names: [String] = []
+        trainer.forEachTrainableGradient { n, _ in names.append(n) }
+        XCTAssertFalse(names.contains("scores"))
+        XCTAssertEqual(names.count, 2 + 2 * 12)
+    }
+
+    /// Loss falls on a fixed batch for every method (the loop trains), and linear-probe leaves the backbone alone.
+    func testEveryMethodLearnsAFixedBatch() throws {
+        for m in Method.allCases {
+            var c = config(m)
+            c.steps = 40
+            c.lr = 0.05
+            c.fullLR = 0.01
+            c.penaltyStartStep = c.steps     // learning, not sparsity, is under test here
+            let model = try tinyModel()
+            let before = model.params.store.storage.toArray()
+            let trainer = try Trainer(model: model, classes: 3, config: c, batch: 4, height: 4, width: 4)
+            let (px, labels) = batch(4, seed: 5)
+            let first = trainer.trainStep(pixels: px, labels: labels).loss
+            var last = first
+            for _ in 1..<c.steps { last = trainer.trainStep(pixels: px, labels: labels).loss }
+            XCTAssertLessThan(last, 0.7 * first, "\(m.rawValue): loss \(first) → \(last)")
+            let changed = model.params.store.storage.toArray() != before
+            XCTAssertEqual(changed, m == .full, "\(m.rawValue): backbone changed = \(changed)")
+        }
+    }
+
+    /// The same seed gives bitwise the same run.
+    func testDeterministic() throws {
+        func run() throws -> [Float] {
+            let trainer = try Trainer(model: try tinyModel(), classes: 3, config: config(.selective), batch: 4, height: 4, width: 4)
+            for s in 0..<8 {
+                let (px, labels) = batch(4, seed: UInt64(s))
+                _ = trainer.trainStep(pixels: px, labels: labels)
+            }
+            return trainer.adapters!.params.storage.toArray() + trainer.adapters!.scores.toArray() + trainer.head.params.storage.toArray()
+        }
+        XCTAssertEqual(try run(), try run())
+    }
+
+    func testBadConfigValuesAreRejectedNamingTheFlag() {
+        var cases: [(String, (inout TrainingConfig) -> Void)] = []
+        cases.append(("--rank", { $0.lora.rank = 0 }))
+        cases.append(("--threshold", { $0.lora.threshold = 0.2 }))
+        cases.append(("--threshold", { $0.lora.threshold = .nan }))
+        cases.append(("--penalty", { $0.penalty = -1 }))
+        cases.append(("--max-active", { $0.maxActivePercent = 101 }))
+        cases.append(("--max-active", { $0.maxActivePercent = -5 }))
+        cases.append(("--targets", { $0.lora.targets = [] }))
+        cases.append(("--steps", { $0.steps = 0 }))
+        cases.append(("--lr", { $0.lr = 0 }))
+        cases.append(("--warmup-steps", { $0.warmupSteps = 1000 }))
+        for (flag, mutate) in cases {
+            var c = TrainingConfig()
+            mutate(&c)
+            XCTAssertThrowsError(try c.validate(), flag) { e in XCTAssertTrue("\(e)".contains(flag), "\(flag): \(e)") }
+        }
+        XCTAssertNoThrow(try TrainingConfig().validate())
+    }
+}
+
+/// Adapters on disk (PEFT layout) and merged into the base weights.
+final class AdapterFileTests: XCTestCase {
+    let vit = ViTConfig(hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                        positionGrid: 3, layerNormEps: 1e-6)
+
+    func randomAdapters() throws -> LoRAAdapters {
+        var c = LoRAConfig(); c.rank = 2; c.alpha = 5
+        let a = try LoRAAdapters(model: vit, config: c, seed: 3)
+        var rng = SeededRandom(seed: 8)
+        for b in a.blocks {
+            let bp = a.params.buffer(b.bName)
+            for i in 0..<bp.count { bp[i] = 0.3 * rng.normal() }
+            a.scores[b.index] = rng.uniform(0, 0.3)
+        }
+        a.updateGatesFromScores()
+        return a
+    }
+
+    func testSaveLoadKeepsActiveBlocksAndEveryScore() throws {
+        let a = try randomAdapters()
+        XCTAssert(a.activeCount > 0 && a.activeCount < a.blocks.count, "need a mix of active and inactive blocks")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("adapter-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try a.save(directory: dir, gated: true, baseModel: "tiny")
+        let (b, gated) = try LoRAAdapters.load(directory: dir, model: vit)
+        XCTAssertTrue(gated)
+        XCTAssertEqual(b.config, a.config)
+        XCTAssertEqual(b.active, a.active)
+        XCTAssertEqual(b.scores.toArray(), a.scores.toArray())
+        for blk in a.blocks where a.active[blk.index] {
+            XCTAssertEqual(Array(b.params.buffer(blk.aName)), Array(a.params.buffer(blk.aName)))
+            XCTAssertEqual(Array(b.params.buffer(blk.bName)), Array(a.params.buffer(blk.bName)))
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json"))) as? [String: Any]
+        XCTAssertEqual(json?["peft_type"] as? String, "LORA")
+        XCTAssertEqual(json?["r"] as? Int, 2)
+    }
+
+    func testMergedForwardEqualsGatedForward() throws {
+        let a = try randomAdapters()
+        let model = try ViTModel(config: vit)
+        var rng = SeededRandom(seed: 4)
+        for i in 0..<model.params.store.storage.count { model.params.store.storage[i] = 0.3 * rng.normal() }
+        let acts = try ViTActivations(config: vit, batch: 2, height: 4, width: 6, training: false)
+        let run = try LoRARun(adapters: a, activations: acts, gradients: false, scoreGradients: false)
+        let px = (0..<(2 * 3 * 4 * 6)).map { _ in rng.normal() }
+        let n = acts.rows * vit.hiddenSize
+        let gated = Array(UnsafeBufferPointer(start: model.forward(px, acts, lora: run), count: n))
+        try a.merge(into: model)
+        let merged = Array(UnsafeBufferPointer(start: model.forward(px, acts), count: n))
+        let worst = zip(gated, merged).map { abs($0 - $1) }.max() ?? 1
+        XCTAssertLessThan(worst, 1e-5)
+        XCTAssertNotEqual(gated, Array(UnsafeBufferPointer(start: try ViTModel(config: vit).forward(px, acts), count: n)))
+    }
+
+    func testMergeRefusesNonFiniteAdapters() throws {
+        let a = try randomAdapters()
+        let blk = a.blocks.first { a.active[$0.index] }!
+        a.params.buffer(blk.bName)[0] = .nan
+        let model = try ViTModel(config: vit)
+        let before = model.params.store.storage.toArray()
+        XCTAssertThrowsError(try a.merge(into: model)) { XCTAssertTrue("\($0)".contains("NaN")) }
+        XCTAssertEqual(model.params.store.storage.toArray(), before)
+    }
+
+    func testLoadRejectsBadAdapterFiles() throws {
+        let a = try randomAdapters()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("adapter-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try a.save(directory: dir, gated: true, baseModel: "tiny")
+        let cfg = dir + "/adapter_config.json"
+        let good = try String(contentsOfFile: cfg, encoding: .utf8)
+        try good.replacingOccurrences(of: "\"mlp.fc1\"", with: "\"mlp.fc9\"").write(toFile: cfg, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try LoRAAdapters.load(directory: dir, model: vit)) { XCTAssertTrue("\($0)".contains("mlp.fc9"), "\($0)") }
+        try good.write(toFile: cfg, atomically: true, encoding: .utf8)
+        let other = ViTConfig(hiddenSize: 8, numLayers: 1, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3, positionGrid: 3)
+        XCTAssertThrowsError(try LoRAAdapters.load(directory: dir, model: other)) { XCTAssertTrue("\($0)".contains("encoder.layer.1"), "\($0)") }
+        XCTAssertThrowsError(try LoRAAdapters.load(directory: dir + "/nope", model: vit)) { XCTAssertTrue("\($0)".contains("adapter_config.json"), "\($0)") }
+    }
+}
