@@ -25,11 +25,25 @@ struct Bench: ParsableCommand {
     @Option(help: "Also compute base-weight gradients (a full fine-tune's backward).")
     var weightGradients = false
 
+    @Option(help: "Comma-separated: base (input gradients only), lora (every block on, LoRA gradients), selective (gated, score gradients, --active-percent of the blocks on).")
+    var methods = "base"
+
+    @Option(help: "Active blocks (percent) for the selective case.")
+    var activePercent: Double = 10
+
+    @Option(help: "LoRA rank for the lora / selective cases.")
+    var rank = 8
+
     @Option(help: "Write results as JSON to this file.")
     var json: String?
 
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard rank > 0 else { throw ValidationError("--rank must be positive, got \(rank)") }
+        guard activePercent >= 0, activePercent <= 100 else { throw ValidationError("--active-percent must be in 0…100, got \(activePercent)") }
+        for m in methods.split(separator: ",") where !["base", "lora", "selective"].contains(String(m)) {
+            throw ValidationError("--methods: unknown case `\(m)`; expected base, lora, selective")
+        }
         for c in cases { _ = try parseCase(c) }
     }
 
@@ -63,43 +77,66 @@ struct Bench: ParsableCommand {
         let grads = weightGradients ? try model.makeGradients() : nil
         for c in cases {
             let (size, batch) = try parseCase(c)
-            let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size)
-            let pixels = (0..<(batch * 3 * size * size)).map { Float(($0 * 7919) % 255) / 128 - 1 }
-            let dOut = [Float](repeating: 1e-3, count: acts.rows * model.config.hiddenSize)
-            // Each timed step is paired with an sgemm measurement taken right before it, and the ratio is taken
-            // per pair: load from other processes shifts both, so the median ratio is stable where the raw
-            // figures are not.
-            var fwds: [Double] = [], bwds: [Double] = [], peaks: [Double] = [], ratios: [Double] = []
-            let flops = Double(batch) * (model.config.forwardFLOPs(tokens: acts.tokens)
-                + model.config.inputGradientFLOPs(tokens: acts.tokens)
-                + (weightGradients ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
-            for step in 0...steps {
-                let peakNow = sgemmPeak(repeats: 2)
-                let t0 = Date()
-                model.forward(pixels, acts)
-                let t1 = Date()
-                model.backward(dOut, acts, grads: grads)
-                let t2 = Date()
-                guard step > 0 else { continue }  // the first step pays for page faults
-                let f = t1.timeIntervalSince(t0), b = t2.timeIntervalSince(t1)
-                fwds.append(f); bwds.append(b); peaks.append(peakNow)
-                ratios.append(flops / (f + b) / 1e9 / peakNow)
+            for method in methods.split(separator: ",").map(String.init) {
+                results.append(try timeCase(model: model, grads: grads, size: size, batch: batch, method: method))
             }
-            let fwd = median(fwds), bwd = median(bwds), stepPeak = median(peaks), ratio = median(ratios)
-            let gflops = flops / (fwd + bwd) / 1e9
-            let ips = Double(batch) / (fwd + bwd)
-            print(String(format: "%3d px batch %3d: forward %.3f s, backward %.3f s, %.2f images/s, %.1f GFLOP/s; "
-                         + "sgemm beside it %.1f GFLOP/s; step/sgemm %.0f%% (median of %d paired)",
-                         size, batch, fwd, bwd, ips, gflops, stepPeak, 100 * ratio, steps))
-            results.append(["kind": "step", "size": size, "batch": batch, "forward_s": fwd, "backward_s": bwd,
-                            "images_per_s": ips, "gflops": gflops, "sgemm_gflops": stepPeak,
-                            "fraction_of_sgemm": ratio, "fractions": ratios,
-                            "weight_gradients": weightGradients, "activation_bytes": acts.bytes])
         }
         if let json {
             let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json), options: .atomic)
         }
+    }
+
+    func timeCase(model: ViTModel, grads: ViTTensors?, size: Int, batch: Int, method: String) throws -> [String: Any] {
+        let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size)
+        var lora: LoRARun?
+        var activeBlocks = 0
+        if method != "base" {
+            var lc = LoRAConfig()
+            lc.rank = rank
+            let adapters = try LoRAAdapters(model: model.config, config: lc, seed: 1)
+            for b in adapters.blocks { for i in 0..<(b.outFeatures * rank) { adapters.b(b)[i] = 0.01 } }
+            if method == "selective" {
+                // Spread the active blocks evenly over the depth: block i is on when ⌊i·p⌋ steps up.
+                let p = activePercent / 100
+                for i in adapters.active.indices { adapters.active[i] = Int(Double(i + 1) * p) > Int(Double(i) * p) }
+            }
+            activeBlocks = adapters.activeCount
+            lora = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: method == "selective")
+        }
+        let pixels = (0..<(batch * 3 * size * size)).map { Float(($0 * 7919) % 255) / 128 - 1 }
+        let dOut = [Float](repeating: 1e-3, count: acts.rows * model.config.hiddenSize)
+        // Each timed step is paired with an sgemm measurement taken right before it, and the ratio is taken
+        // per pair: load from other processes shifts both, so the median ratio is stable where the raw
+        // figures are not.
+        var fwds: [Double] = [], bwds: [Double] = [], peaks: [Double] = [], ratios: [Double] = []
+        let flops = Double(batch) * (model.config.forwardFLOPs(tokens: acts.tokens)
+            + model.config.inputGradientFLOPs(tokens: acts.tokens)
+            + (weightGradients ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
+        for step in 0...steps {
+            let peakNow = sgemmPeak(repeats: 2)
+            lora?.zeroGradients()
+            let t0 = Date()
+            model.forward(pixels, acts, lora: lora)
+            let t1 = Date()
+            model.backward(dOut, acts, grads: grads, lora: lora)
+            let t2 = Date()
+            guard step > 0 else { continue }  // the first step pays for page faults
+            let f = t1.timeIntervalSince(t0), b = t2.timeIntervalSince(t1)
+            fwds.append(f); bwds.append(b); peaks.append(peakNow)
+            ratios.append(flops / (f + b) / 1e9 / peakNow)
+        }
+        let fwd = median(fwds), bwd = median(bwds), stepPeak = median(peaks), ratio = median(ratios)
+        let gflops = flops / (fwd + bwd) / 1e9
+        let ips = Double(batch) / (fwd + bwd)
+        let label = method == "base" ? "base" : method == "lora" ? "lora r\(rank)" : "selective r\(rank) \(activeBlocks) active"
+        print(String(format: "%3d px batch %3d %@: forward %.3f s, backward %.3f s, %.2f images/s, %.1f GFLOP/s (backbone); "
+                     + "sgemm beside it %.1f GFLOP/s; step/sgemm %.0f%% (median of %d paired)",
+                     size, batch, label, fwd, bwd, ips, gflops, stepPeak, 100 * ratio, steps))
+        return ["kind": "step", "method": method, "size": size, "batch": batch, "forward_s": fwd, "backward_s": bwd,
+                "images_per_s": ips, "gflops": gflops, "sgemm_gflops": stepPeak, "fraction_of_sgemm": ratio,
+                "fractions": ratios, "weight_gradients": weightGradients, "activation_bytes": acts.bytes,
+                "active_blocks": activeBlocks, "step_s": fwd + bwd]
     }
 
     func median(_ v: [Double]) -> Double {

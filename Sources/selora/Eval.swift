@@ -64,6 +64,7 @@ struct Eval: ParsableCommand {
         let weights = model.weights, heads = model.heads
         _ = try model.loadModel(log: log)
         let target = try data.load()
+        try checkBatch(base.batchSize, fits: target.train.count)
         let ood = try ImageCorruption(seed: oodSeed).apply(target.test)
         let src = try source.load()
         log.info("source A: \(src.train.count) train / \(src.test.count) test images (\(source.sourceCsv)); target B: \(target.train.count) / \(target.test.count) (+ corrupted copy)")

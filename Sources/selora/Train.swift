@@ -53,6 +53,7 @@ struct Train: ParsableCommand {
         try prepareRunDirectory(out)
         let vit = try model.loadModel(log: log)
         let (trainSet, testSet) = try data.load()
+        try checkBatch(config.batchSize, fits: trainSet.count)
         let metrics = try JSONLWriter(path: out + "/metrics.jsonl")
         let t0 = Date()
         let trainer = try FineTune.run(model: vit, data: trainSet, size: data.imageSize, config: config) { s in
@@ -96,4 +97,10 @@ func prepareRunDirectory(_ dir: String) throws {
         throw ValidationError("--out \(dir): cannot create the directory (\(error.localizedDescription))")
     }
     guard fm.isWritableFile(atPath: dir) else { throw ValidationError("--out \(dir) is not writable") }
+}
+
+func checkBatch(_ batch: Int, fits count: Int) throws {
+    guard batch <= count else {
+        throw ValidationError("--batch-size \(batch) is larger than the \(count) training images (--train-count)")
+    }
 }

@@ -24,8 +24,8 @@ struct TrainOptions: ParsableArguments {
     var steps = TrainingConfig().steps
     @Option(help: "Global batch size.")
     var batchSize = TrainingConfig().batchSize
-    @Option(help: "Learning-rate warm-up steps.")
-    var warmupSteps = TrainingConfig().warmupSteps
+    @Option(help: "Learning-rate warm-up steps (default: 10 % of --steps).")
+    var warmupSteps: Int?
     @Option(help: "Peak learning rate of LoRA and the head.")
     var lr = TrainingConfig().lr
     @Option(help: "Peak learning rate of the backbone with --method full.")
@@ -63,7 +63,7 @@ struct TrainOptions: ParsableArguments {
         c.lora.threshold = threshold
         c.steps = steps
         c.batchSize = batchSize
-        c.warmupSteps = warmupSteps
+        c.warmupSteps = warmupSteps ?? steps / 10
         c.lr = lr
         c.fullLR = fullLr
         c.scoreLR = scoreLr

@@ -48,6 +48,8 @@ px = load_file(sys.argv[3])["pixel_values"]
 save_file({"pixel_values": np.zeros((1, 3, 225, 224), np.float32)}, f"{t}/px225.safetensors")
 save_file({"images": px}, f"{t}/pxkey.safetensors")
 save_file({"pixel_values": px[:, :1]}, f"{t}/px1ch.safetensors")
+save_file({"pixel_values": load_file(sys.argv[3].replace("dinov2_ref_56.safetensors", "lora_grad_ref/batch.safetensors"))["pixel_values"],
+           "labels": np.array([0, 1, 2, 11], np.int64)}, f"{t}/badlabels.safetensors")
 bad = px.copy(); bad[0, 0, 0, 0] = np.nan
 save_file({"pixel_values": bad}, f"{t}/pxnan.safetensors")
 PY
@@ -77,6 +79,69 @@ expect_fail "flag: unknown log level" "--log-level" -- "$SELORA" embed --log-lev
 expect_fail "probe: image size not a multiple of 14" "--image-size 100" -- "$SELORA" probe --weights "$WEIGHTS" --image-size 100
 expect_fail "probe: images file missing" "--train-images $T/none.gz" -- "$SELORA" probe --weights "$WEIGHTS" --train-images "$T/none.gz"
 expect_fail "probe: more images than the file" "the files hold" -- "$SELORA" probe --weights "$WEIGHTS" --test-count 20000 --train-count 10 --image-size 14
+
+# Training configuration and data (selora train / eval).
+"$PY" - "$T" <<'PY'
+import gzip, struct, sys
+t = sys.argv[1]
+def idx_images(path, n, magic=0x803):
+    with gzip.open(path, "wb") as f: f.write(struct.pack(">IIII", magic, n, 28, 28) + bytes(n * 784))
+def idx_labels(path, labels):
+    with gzip.open(path, "wb") as f: f.write(struct.pack(">II", 0x801, len(labels)) + bytes(labels))
+idx_images(f"{t}/img.gz", 40); idx_labels(f"{t}/lab.gz", [i % 10 for i in range(40)])
+idx_images(f"{t}/badmagic.gz", 40, magic=0x804)
+idx_labels(f"{t}/lab12.gz", [12] + [i % 10 for i in range(39)])
+idx_labels(f"{t}/labshort.gz", [1, 2, 3])
+with gzip.open(f"{t}/src.csv.gz", "wt") as f:
+    for i in range(30): f.write(",".join(["0"] * 784 + [str(i % 10)]) + "\n")
+    f.write(",".join(["0"] * 700) + "\n")
+PY
+TR=("$SELORA" train --weights "$WEIGHTS" --out "$T/run" --image-size 28 --steps 2 --batch-size 4 --train-count 20 --test-count 8
+    --train-images "$T/img.gz" --train-labels "$T/lab.gz" --test-images "$T/img.gz" --test-labels "$T/lab.gz")
+expect_fail "train: --rank 0" "--rank" -- "${TR[@]}" --rank 0
+expect_fail "train: --threshold above the initial score" "--threshold" "--initial-score" -- "${TR[@]}" --threshold 0.2
+expect_fail "train: --penalty negative" "--penalty" -- "${TR[@]}" --penalty -1
+expect_fail "train: unknown target module" "--targets" "mlp.fc3" -- "${TR[@]}" --targets query,mlp.fc3
+expect_fail "train: --max-active above 100" "--max-active" "0…100" -- "${TR[@]}" --max-active 150
+expect_fail "train: --max-active negative" "--max-active" -- "${TR[@]}" --max-active=-1
+expect_fail "train: unknown method" "--method" -- "${TR[@]}" --method magic
+expect_fail "train: dataset missing" "--train-images $T/none.gz" -- "${TR[@]}" --train-images "$T/none.gz"
+expect_fail "train: IDX with wrong magic" "$T/badmagic.gz" "magic" -- "${TR[@]}" --train-images "$T/badmagic.gz"
+expect_fail "train: label out of range" "$T/lab12.gz" "12" -- "${TR[@]}" --train-labels "$T/lab12.gz"
+expect_fail "train: fewer labels than images" "$T/labshort.gz" -- "${TR[@]}" --train-labels "$T/labshort.gz"
+expect_fail "train: batch larger than the data" "--batch-size 64" "--train-count" -- "${TR[@]}" --batch-size 64
+mkdir -p "$T/done" && echo '{}' > "$T/done/summary.json"
+expect_fail "train: run directory already holds a run" "already holds a run" -- "${TR[@]}" --out "$T/done"
+[[ "$(cat "$T/done/summary.json")" == "{}" ]] || { fail=$((fail + 1)); echo "FAIL existing run overwritten"; }
+expect_fail "eval: source CSV malformed" "$T/src.csv.gz" "line 31" -- "$SELORA" eval --weights "$WEIGHTS" --source-csv "$T/src.csv.gz" --image-size 28 --steps 2 --batch-size 4 --train-count 20 --test-count 8 --train-images "$T/img.gz" --train-labels "$T/lab.gz" --test-images "$T/img.gz" --test-labels "$T/lab.gz"
+expect_fail "eval: unknown method in --methods" "--methods" -- "$SELORA" eval --weights "$WEIGHTS" --methods lora,bogus
+
+# Adapters: merge refuses NaN, grad matches the JAX reference through the binary.
+G="$REPO/Tests/Fixtures/lora_grad_ref"
+cp -r "$G" "$T/nanadapter"
+"$PY" - "$T/nanadapter/adapter_model.safetensors" <<'PY'
+import sys, numpy as np
+from safetensors.numpy import load_file, save_file
+t = load_file(sys.argv[1]); k = sorted(x for x in t if x.endswith("lora_B.weight"))[0]; t[k][0, 0] = np.nan
+save_file(t, sys.argv[1])
+PY
+expect_fail "merge: adapter with NaN" "NaN" -- "$SELORA" merge --weights "$WEIGHTS" --adapter "$T/nanadapter" --out "$OUT"
+expect_fail "grad: labels out of the head's range" "labels must be in 0..<10" -- "$SELORA" grad --weights "$WEIGHTS" --adapter "$G" --head "$G/head.safetensors" --batch "$T/badlabels.safetensors" --out "$OUT"
+if "$SELORA" grad --weights "$WEIGHTS" --adapter "$G" --head "$G/head.safetensors" --batch "$G/batch.safetensors" --out "$T/grads.safetensors" --log-level error \
+   && "$PY" - "$T/grads.safetensors" "$G/expected_grads.safetensors" <<'PY'
+import sys, numpy as np
+from safetensors.numpy import load_file
+got, want = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert set(got) == set(want), set(got) ^ set(want)
+worst = max(float(np.abs(got[k] - want[k]).max() / max(np.abs(want[k]).max(), 1e-8)) for k in want)
+print(f"selora grad vs JAX: worst error relative to the tensor's largest magnitude {worst:.2e}")
+sys.exit(0 if worst <= 1e-3 else 1)
+PY
+then pass=$((pass + 1)); echo "PASS grad through the binary matches the JAX reference"
+else fail=$((fail + 1)); echo "FAIL grad through the binary"; fi
+if "$SELORA" merge --weights "$WEIGHTS" --adapter "$G" --out "$T/merged.safetensors" --log-level error && [[ -s "$T/merged.safetensors" ]]; then
+    pass=$((pass + 1)); echo "PASS merge writes merged weights"
+else fail=$((fail + 1)); echo "FAIL merge"; fi
 
 # A good run for contrast: it must succeed and write the output.
 if "${E[@]}" --weights "$WEIGHTS" --pixels "$PX" --out "$T/good.safetensors" 2>"$T/stderr" && [[ -s "$T/good.safetensors" ]]; then
