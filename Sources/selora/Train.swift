@@ -40,6 +40,9 @@ struct Train: ParsableCommand {
     @Option(help: "Run directory: adapter/ (PEFT adapter_model.safetensors + adapter_config.json), head.safetensors, metrics.jsonl, summary.json.")
     var out: String
 
+    @Option(help: "Start from this adapter directory (PEFT layout, e.g. a previous run's adapter/) instead of a fresh initialisation.")
+    var initAdapter: String?
+
     @Option(help: "Log every N steps.")
     var logEvery = 10
 
@@ -52,11 +55,23 @@ struct Train: ParsableCommand {
         let config = try train.config()
         try prepareRunDirectory(out)
         let vit = try model.loadModel(log: log)
+        var adapters: LoRAAdapters?
+        if let dir = initAdapter {
+            guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective or lora") }
+            let a = try LoRAAdapters.load(directory: dir, model: vit.config, seed: config.seed).0
+            guard a.config.rank == config.lora.rank, a.config.targets == config.lora.targets else {
+                throw ValidationError("--init-adapter \(dir) has rank \(a.config.rank) and targets \(a.config.targets.map(\.rawValue)); "
+                                      + "the run asks for rank \(config.lora.rank) and \(config.lora.targets.map(\.rawValue))")
+            }
+            adapters = a
+        }
         let (trainSet, testSet) = try data.load()
         try checkBatch(config.batchSize, fits: trainSet.count)
         let metrics = try JSONLWriter(path: out + "/metrics.jsonl")
         let t0 = Date()
-        let trainer = try FineTune.run(model: vit, data: trainSet, size: data.imageSize, config: config) { s in
+        var runConfig = config
+        if let a = adapters { runConfig.lora = a.config }
+        let trainer = try FineTune.run(model: vit, data: trainSet, size: data.imageSize, config: runConfig, adapters: adapters) { s in
             try? metrics.write(stepRecord(s))
             if s.step % logEvery == 0 || s.step == config.steps - 1 {
                 let eta = Date().timeIntervalSince(t0) / Double(s.step + 1) * Double(config.steps - s.step - 1)

@@ -1,4 +1,5 @@
 import Foundation
+import TestHelpers
 import Training
 import XCTest
 
@@ -73,5 +74,41 @@ final class LinearProbeTests: XCTestCase {
         let selected = LinearProbe.fitSelectingWeightDecay(x: trainX, labels: trainY, features: 4, classes: 3)
         XCTAssertEqual(selected.probe.accuracy(testX, labels: testY), 1.0)
         XCTAssertEqual(selected.validation.count, 6)
+    }
+}
+
+final class ClassifierHeadTests: XCTestCase {
+    /// Head weight, bias and class-token gradients of mean cross-entropy against central differences in Double.
+    func testGradientsAgainstFiniteDifferences() throws {
+        let classes = 3, hidden = 4, batch = 2, tokens = 3
+        let head = try ClassifierHead(classes: classes, hidden: hidden, seed: 7)
+        var rng = SplitMix64(seed: 1)
+        let states = (0..<(batch * tokens * hidden)).map { _ in Float(rng.uniform(-1, 1)) }
+        let labels: [Int32] = [2, 0]
+        var logits = [Float](repeating: 0, count: batch * classes), dLogits = logits
+        head.forward(&logits, hidden: states, batch: batch, tokens: tokens)
+        _ = crossEntropy(logits: logits, labels: labels, rows: batch, classes: classes, dLogits: &dLogits)
+        let grads = try head.makeStore()
+        var dStates = [Float](repeating: 0, count: states.count)
+        head.backward(dLogits, hidden: states, batch: batch, tokens: tokens, grads: grads, dStates: &dStates)
+
+        let w0 = Array(head.params.buffer("head.weight")).map(Double.init), b0 = Array(head.params.buffer("head.bias")).map(Double.init)
+        func loss(_ w: [Double], _ b: [Double], _ s: [Double]) -> Double {
+            var total = 0.0
+            for i in 0..<batch {
+                let z = (0..<classes).map { c in b[c] + (0..<hidden).reduce(0.0) { $0 + w[c * hidden + $1] * s[i * tokens * hidden + $1] } }
+                let m = z.max()!
+                total += -(z[Int(labels[i])] - m - log(z.map { exp($0 - m) }.reduce(0, +)))
+            }
+            return total / Double(batch)
+        }
+        let s0 = states.map(Double.init)
+        let fdW = finiteDifferences(w0) { loss($0, b0, s0) }, fdB = finiteDifferences(b0) { loss(w0, $0, s0) }
+        let fdS = finiteDifferences(s0) { loss(w0, b0, $0) }
+        XCTAssertLessThanOrEqual(worstRatio(Array(grads.buffer("head.weight")).map(Double.init), fdW, atol: 1e-5, rtol: 1e-3).ratio, 1)
+        XCTAssertLessThanOrEqual(worstRatio(Array(grads.buffer("head.bias")).map(Double.init), fdB, atol: 1e-5, rtol: 1e-3).ratio, 1)
+        // Only the class-token rows carry a gradient.
+        XCTAssertLessThanOrEqual(worstRatio(dStates.map(Double.init), fdS, atol: 1e-5, rtol: 1e-3).ratio, 1)
+        XCTAssertTrue(fdS[hidden..<(tokens * hidden)].allSatisfy { abs($0) < 1e-9 })
     }
 }

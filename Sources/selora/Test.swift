@@ -1,0 +1,37 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Training
+import VisionTransformer
+
+struct Test: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a trained head (and adapter) on the target test set, clean and corrupted.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var data: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Adapter directory written by `selora train` (omit for linear-probe or merged / full weights).")
+    var adapter: String?
+    @Option(help: "Head safetensors written by `selora train`.")
+    var head: String
+    @Option(help: "Seed of the corrupted copy of the test set.")
+    var oodSeed: UInt64 = 1
+
+    func run() throws {
+        let log = runtime.start("selora.test")
+        let vit = try model.loadModel(log: log)
+        let adapters = try adapter.map { try LoRAAdapters.load(directory: $0, model: vit.config).0 }
+        let h = try ClassifierHead.load(path: head, hidden: vit.config.hiddenSize)
+        let (_, testSet) = try data.load()
+        guard h.classes == testSet.numClasses else {
+            throw ValidationError("--head \(head) has \(h.classes) classes; the test set has \(testSet.numClasses)")
+        }
+        let ev = try Evaluator(model: vit, adapters: adapters, size: data.imageSize, batch: 32)
+        let clean = ev.accuracy(testSet, head: h)
+        let ood = ev.accuracy(try ImageCorruption(seed: oodSeed).apply(testSet), head: h)
+        print(String(format: "test accuracy %.1f%%, corrupted %.1f%% (%d images at %d px; active blocks %d/%d)",
+                     100 * clean, 100 * ood, testSet.count, data.imageSize, adapters?.activeCount ?? 0, adapters?.blocks.count ?? 0))
+    }
+}
