@@ -36,8 +36,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var weightDecay: Float = 0.01
     /// Global gradient-norm clipping threshold over every trainable tensor of the step (0 disables).
     public var clipNorm: Float = 1.0
-    /// λ of the sparsity penalty λ·mean|s| on the scores.
-    public var penalty: Float = 0.5
+    /// λ of the sparsity penalty λ·mean|s| on the scores. With the default score learning rate, λ = 2 brings the
+    /// 72 blocks of ViT-S to about 10 % active within ~150 steps after the penalty starts (measured on
+    /// Fashion-MNIST; the paper reports 5–10 % active).
+    public var penalty: Float = 2
     /// Steps before the penalty (and the budget) start: the adapters must first move away from B = 0, where
     /// every score gradient is exactly zero.
     public var penaltyStartStep = 60
