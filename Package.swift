@@ -7,7 +7,8 @@ import PackageDescription
 //   Datasets                         — image sets (IDX/CSV), transforms, corruptions, epoch sampling
 //   VisionTransformer                — layers, the ViT, weight loading (never imports MPI)
 //   Communication                    — rank / size / allSum over Open MPI (never imports the model)
-//   Training                         — losses, optimizers, probes (the model's side of a training loop)
+//   Training                         — the training loop: losses, optimizers, probes, data-parallel gradient sync;
+//                                      the only module that holds both the model and the communicator
 //   selora (executable)              — the only place that holds model and communication together
 let package = Package(
     name: "SelectiveLoRA",
@@ -38,7 +39,8 @@ let package = Package(
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
         .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),
-        .target(name: "Training", dependencies: ["VisionTransformer", "Tensors", "Datasets", "SafeTensors"], path: "Sources/Training"),
+        .target(name: "Training", dependencies: ["VisionTransformer", "Tensors", "Datasets", "SafeTensors", "Communication"],
+                path: "Sources/Training"),
         .executableTarget(
             name: "selora",
             dependencies: [
@@ -52,7 +54,8 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels", "TestHelpers"], path: "Tests/KernelsTests"),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers", "VisionTransformer", "SafeTensors", "Tensors"], path: "Tests/TrainingTests"),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers", "VisionTransformer", "SafeTensors", "Tensors",
+                                                        "Datasets", "Communication"], path: "Tests/TrainingTests"),
         .testTarget(name: "VisionTransformerTests",
                     dependencies: ["VisionTransformer", "Tensors", "SafeTensors", "TestHelpers"],
                     path: "Tests/VisionTransformerTests"),

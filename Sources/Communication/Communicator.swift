@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The collective operations data-parallel training needs, over flat buffers only (never model objects).
 ///
 /// Every rank must call the same collectives in the same order with buffers of the same length: that is the
@@ -8,11 +12,30 @@ public protocol Communicator: AnyObject {
     /// In-place element-wise sum over all ranks.
     func allSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     func allSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
+    /// Starts an in-place sum and returns at once; the buffer must not be touched until ``wait(_:)``.
+    func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective
+    /// Lets started collectives make progress without blocking (MPI progresses non-blocking operations only
+    /// inside MPI calls); returns whether `request` has completed.
+    func poll(_ request: PendingCollective) throws -> Bool
+    /// Blocks until the collective has completed.
+    func wait(_ request: PendingCollective) throws
+    /// Every rank's `bytes` (all the same length), concatenated in rank order.
+    func allGather(_ bytes: [UInt8]) throws -> [UInt8]
     /// Rank `root`'s bytes replace every other rank's.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     func barrier() throws
     /// Ends every rank of the job with `code` (never returns).
     func abort(code: Int32) -> Never
+}
+
+/// A collective in flight (see ``Communicator/startAllSum(_:)``).
+open class PendingCollective {
+    public let count: Int
+    public internal(set) var completed = false
+    public init(count: Int, completed: Bool = false) {
+        self.count = count
+        self.completed = completed
+    }
 }
 
 extension Communicator {
@@ -25,6 +48,21 @@ extension Communicator {
     public func allSum(_ values: inout [Double]) throws {
         try values.withUnsafeMutableBufferPointer { try allSum($0) }
     }
+
+    /// Each rank's `UInt64` values, rank by rank: [[rank 0's], [rank 1's], …].
+    public func allGather(_ values: [UInt64]) throws -> [[UInt64]] {
+        var bytes: [UInt8] = []
+        for v in values { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        let all = try allGather(bytes)
+        let per = values.count
+        return (0..<size).map { r in
+            (0..<per).map { i in
+                var v: UInt64 = 0
+                for b in 0..<8 { v |= UInt64(all[(r * per + i) * 8 + b]) << (8 * b) }
+                return v
+            }
+        }
+    }
 }
 
 /// The communicator of a run without mpirun: rank 0 of 1, every collective a no-op.
@@ -34,11 +72,13 @@ public final class SingleProcessCommunicator: Communicator {
     public var size: Int { 1 }
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
+    public func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective {
+        PendingCollective(count: buffer.count, completed: true)
+    }
+    public func poll(_ request: PendingCollective) throws -> Bool { true }
+    public func wait(_ request: PendingCollective) throws {}
+    public func allGather(_ bytes: [UInt8]) throws -> [UInt8] { bytes }
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
     public func barrier() throws {}
     public func abort(code: Int32) -> Never { exit(code) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -80,6 +80,53 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    final class MPIPending: PendingCollective {
+        var requests: [MPI_Request?] = []
+    }
+
+    public func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective {
+        let p = MPIPending(count: buffer.count)
+        guard let base = buffer.baseAddress, buffer.count > 0 else { p.completed = true; return p }
+        try inPieces(buffer.count) { lo, n in
+            var r: MPI_Request? = cmpi_request_null()
+            try check(MPI_Iallreduce(cmpi_in_place(), base + lo, n, cmpi_float(), cmpi_sum(), comm, &r),
+                      "MPI_Iallreduce(\(n) floats)")
+            p.requests.append(r)
+        }
+        return p
+    }
+
+    public func poll(_ request: PendingCollective) throws -> Bool {
+        guard !request.completed, let p = request as? MPIPending else { return true }
+        var all = true
+        for i in p.requests.indices {
+            var flag: Int32 = 0
+            try check(MPI_Test(&p.requests[i], &flag, cmpi_status_ignore()), "MPI_Test")
+            if flag == 0 { all = false }
+        }
+        p.completed = all
+        return all
+    }
+
+    public func wait(_ request: PendingCollective) throws {
+        guard !request.completed, let p = request as? MPIPending else { return }
+        for i in p.requests.indices {
+            try check(MPI_Wait(&p.requests[i], cmpi_status_ignore()), "MPI_Wait")
+        }
+        p.completed = true
+    }
+
+    public func allGather(_ bytes: [UInt8]) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: bytes.count * size)
+        try bytes.withUnsafeBufferPointer { src in
+            try out.withUnsafeMutableBufferPointer { dst in
+                try check(MPI_Allgather(src.baseAddress, Int32(bytes.count), cmpi_uint8(), dst.baseAddress,
+                                        Int32(bytes.count), cmpi_uint8(), comm), "MPI_Allgather(\(bytes.count) bytes)")
+            }
+        }
+        return out
+    }
+
     public func barrier() throws { try check(MPI_Barrier(comm), "MPI_Barrier") }
 
     public func abort(code: Int32) -> Never {

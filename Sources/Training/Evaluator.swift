@@ -1,3 +1,4 @@
+import Communication
 import Datasets
 import Tensors
 import VisionTransformer
@@ -38,37 +39,50 @@ public final class Evaluator {
     }
 
     /// [CLS ; mean of the patch tokens] per image: [count, 2·hidden] (what HF's Dinov2ForImageClassification uses).
-    public func probeFeatures(_ data: ImageDataset) -> [Float] {
+    /// With `comm`, each rank computes a contiguous slice and the rows are assembled on every rank by a sum.
+    public func probeFeatures(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
         let d = hidden, t = tokens
         var out = [Float](repeating: 0, count: data.count * 2 * d)
-        forEachOutput(data) { i, s in
+        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s in
             let f = i * 2 * d
             for j in 0..<d { out[f + j] = s[j] }
             for p in 1..<t { for j in 0..<d { out[f + d + j] += s[p * d + j] } }
             for j in 0..<d { out[f + d + j] /= Float(t - 1) }
         }
+        try comm.allSum(&out)
         return out
     }
 
-    /// The class token per image: [count, hidden].
-    public func clsFeatures(_ data: ImageDataset) -> [Float] {
+    /// The class token per image: [count, hidden] (sliced over ranks like ``probeFeatures(_:comm:)``).
+    public func clsFeatures(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
         let d = hidden
         var out = [Float](repeating: 0, count: data.count * d)
-        forEachOutput(data) { i, s in for j in 0..<d { out[i * d + j] = s[j] } }
+        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s in for j in 0..<d { out[i * d + j] = s[j] } }
+        try comm.allSum(&out)
         return out
     }
 
-    /// Fraction of images the head classifies as their label.
-    public func accuracy(_ data: ImageDataset, head: ClassifierHead) -> Double {
+    /// Rank r's contiguous share of 0..<count.
+    static func slice(_ count: Int, _ comm: Communicator) -> [Int] {
+        Array((count * comm.rank / comm.size)..<(count * (comm.rank + 1) / comm.size))
+    }
+
+    /// Fraction of images the head classifies as their label; with `comm`, each rank evaluates its slice and the
+    /// counts are summed over ranks.
+    public func accuracy(_ data: ImageDataset, head: ClassifierHead,
+                         comm: Communicator = SingleProcessCommunicator()) throws -> Double {
+        let mine = Self.slice(data.count, comm)
         var logits = [Float](repeating: 0, count: head.classes)
-        var correct = 0
-        forEachOutput(data) { i, s in
+        var correct = 0.0
+        forEachOutput(data, indices: mine) { i, s in
             head.forward(&logits, hidden: s, batch: 1, tokens: tokens)
             var best = 0
             for c in 1..<head.classes where logits[c] > logits[best] { best = c }
             if best == Int(data.labels[i]) { correct += 1 }
         }
-        return Double(correct) / Double(max(1, data.count))
+        var counts = [correct, Double(mine.count)]
+        try comm.allSum(&counts)
+        return counts[0] / max(1, counts[1])
     }
 }
 

@@ -1,3 +1,4 @@
+import Communication
 import Datasets
 import Foundation
 import Tensors
@@ -30,7 +31,9 @@ public struct ForgettingResult: Codable, Sendable {
 ///  3. report B accuracy, B accuracy under corruption (OOD), the frozen A-probe's accuracy on the fine-tuned
 ///     features (retention), the drift of A's class tokens, active blocks and trainable parameters.
 /// Every method starts from the same weights (`loadModel` is called afresh for each) and sees the same data.
+/// Under MPI every step is data-parallel and every evaluation sliced over the ranks.
 public final class ForgettingProtocol {
+    public let comm: Communicator
     public let size: Int
     public let evalBatch: Int
     let loadModel: () throws -> ViTModel
@@ -41,9 +44,10 @@ public final class ForgettingProtocol {
     var sourceCLS: [Float] = []
     public private(set) var sourceBaseline = 0.0
 
-    public init(loadModel: @escaping () throws -> ViTModel, source: (train: ImageDataset, test: ImageDataset),
-                target: (train: ImageDataset, test: ImageDataset), targetOOD: ImageDataset, size: Int, evalBatch: Int = 32) {
-        self.loadModel = loadModel; self.source = source; self.target = target; self.targetOOD = targetOOD
+    public init(comm: Communicator = SingleProcessCommunicator(), loadModel: @escaping () throws -> ViTModel,
+                source: (train: ImageDataset, test: ImageDataset), target: (train: ImageDataset, test: ImageDataset),
+                targetOOD: ImageDataset, size: Int, evalBatch: Int = 32) {
+        self.comm = comm; self.loadModel = loadModel; self.source = source; self.target = target; self.targetOOD = targetOOD
         self.size = size; self.evalBatch = evalBatch
     }
 
@@ -51,32 +55,34 @@ public final class ForgettingProtocol {
     public func prepare(log: (String) -> Void = { _ in }) throws {
         let model = try loadModel()
         let ev = try Evaluator(model: model, adapters: nil, size: size, batch: evalBatch)
-        let trainX = ev.probeFeatures(source.train), testX = ev.probeFeatures(source.test)
+        let trainX = try ev.probeFeatures(source.train, comm: comm), testX = try ev.probeFeatures(source.test, comm: comm)
         let fit = LinearProbe.fitSelectingWeightDecay(x: trainX, labels: source.train.labels, features: 2 * model.config.hiddenSize,
                                                       classes: source.train.numClasses)
         sourceProbe = fit.probe
         sourceBaseline = fit.probe.accuracy(testX, labels: source.test.labels)
-        sourceCLS = ev.clsFeatures(source.test)
+        sourceCLS = try ev.clsFeatures(source.test, comm: comm)
         log(String(format: "source probe on pretrained features: %.1f%% (weight decay %g)", 100 * sourceBaseline, fit.weightDecay))
     }
 
     /// Steps 2–3 for one method.
-    public func run(config: TrainingConfig, onStep: (StepStats) -> Void = { _ in }) throws -> ForgettingResult {
+    public func run(config: TrainingConfig, onStep: (ParallelStepStats) throws -> Void = { _ in }) throws -> ForgettingResult {
         guard let probe = sourceProbe else { throw ViTError.badInput("ForgettingProtocol.run before prepare()") }
         let model = try loadModel()
         let t0 = Date()
-        var last: StepStats?
-        let trainer = try FineTune.run(model: model, data: target.train, size: size, config: config) { s in
+        var last: ParallelStepStats?
+        let dp = try DataParallelTrainer(comm: comm, model: model, data: target.train, size: size, config: config)
+        try dp.run { s in
             last = s
-            onStep(s)
+            try onStep(s)
         }
+        let trainer = dp.trainer
         let seconds = Date().timeIntervalSince(t0)
         let trainable = trainer.trainableParameterCount
         let ev = try Evaluator(model: model, adapters: trainer.adapters, size: size, batch: evalBatch)
-        let targetAcc = ev.accuracy(target.test, head: trainer.head)
-        let oodAcc = ev.accuracy(targetOOD, head: trainer.head)
-        let retention = probe.accuracy(ev.probeFeatures(source.test), labels: source.test.labels)
-        let drift = meanCosineDrift(sourceCLS, ev.clsFeatures(source.test), dim: model.config.hiddenSize)
+        let targetAcc = try ev.accuracy(target.test, head: trainer.head, comm: comm)
+        let oodAcc = try ev.accuracy(targetOOD, head: trainer.head, comm: comm)
+        let retention = probe.accuracy(try ev.probeFeatures(source.test, comm: comm), labels: source.test.labels)
+        let drift = meanCosineDrift(sourceCLS, try ev.clsFeatures(source.test, comm: comm), dim: model.config.hiddenSize)
         let a = trainer.adapters
         return ForgettingResult(method: config.method.rawValue, targetAccuracy: targetAcc, sourceRetention: retention,
                                 sourceBaseline: sourceBaseline, cosineDrift: drift, oodAccuracy: oodAcc,

@@ -104,7 +104,12 @@ public final class Trainer {
 
     /// Forward, loss and backward on this rank's batch; gradients are zeroed first. Returns (summed loss over
     /// the batch, correct count) so ranks can add them.
-    public func computeGradients(pixels: UnsafePointer<Float>, labels: [Int32]) -> (lossSum: Double, correct: Int) {
+    /// `beforeBackbone(lossSum, correct)` runs once the head's gradients are final and before the backbone's
+    /// backward; `afterBlock(l)` once block l's gradients are final (see ``ViTModel/backward``). Data-parallel
+    /// training starts its all-reduces there.
+    public func computeGradients(pixels: UnsafePointer<Float>, labels: [Int32],
+                                 beforeBackbone: ((Double, Int) -> Void)? = nil,
+                                 afterBlock: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
         precondition(labels.count == batch, "Trainer: \(labels.count) labels for a batch of \(batch)")
         updateGates()
         headGrads.zero()
@@ -112,7 +117,8 @@ public final class Trainer {
         baseGrads?.store.zero()
         return lossAndGradients(model: model, acts: acts, lora: run, baseGrads: baseGrads, head: head,
                                 headGrads: headGrads, logits: logits, dLogits: dLogits,
-                                dOut: config.method != .linearProbe ? dOut : nil, pixels: pixels, labels: labels)
+                                dOut: config.method != .linearProbe ? dOut : nil, pixels: pixels, labels: labels,
+                                beforeBackbone: beforeBackbone, afterBlock: afterBlock)
     }
 
     /// Every gradient the next update reads, in one fixed order: head weight and bias; then, by block index, the
@@ -231,7 +237,9 @@ struct AdamWState {
 /// rows, which this writes. Returns (loss summed over the batch, correct count).
 public func lossAndGradients(model: ViTModel, acts: ViTActivations, lora: LoRARun?, baseGrads: ViTTensors?,
                              head: ClassifierHead, headGrads: TensorStore, logits: FloatBuffer, dLogits: FloatBuffer,
-                             dOut: FloatBuffer?, pixels: UnsafePointer<Float>, labels: [Int32]) -> (lossSum: Double, correct: Int) {
+                             dOut: FloatBuffer?, pixels: UnsafePointer<Float>, labels: [Int32],
+                             beforeBackbone: ((Double, Int) -> Void)? = nil,
+                             afterBlock: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
     let batch = acts.batch, t = acts.tokens
     let out = model.forward(pixels, acts, lora: lora)
     head.forward(logits.base, hidden: out, batch: batch, tokens: t)
@@ -239,6 +247,7 @@ public func lossAndGradients(model: ViTModel, acts: ViTActivations, lora: LoRARu
         crossEntropy(logits: logits.base, labels: $0.baseAddress!, rows: batch, classes: head.classes, dLogits: dLogits.base)
     }
     head.backward(dLogits.base, hidden: out, batch: batch, tokens: t, grads: headGrads, dStates: dOut?.base)
-    if let dOut { model.backward(dOut.base, acts, grads: baseGrads, lora: lora) }
+    beforeBackbone?(loss * Double(batch), correct)
+    if let dOut { model.backward(dOut.base, acts, grads: baseGrads, lora: lora, afterBlock: afterBlock) }
     return (loss * Double(batch), correct)
 }

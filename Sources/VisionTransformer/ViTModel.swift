@@ -70,8 +70,11 @@ public final class ViTModel {
     /// the whole model. Parameter gradients are ACCUMULATED into `grads` when given (skipped entirely otherwise),
     /// LoRA gradients into `lora`'s gradient stores; the gradient w.r.t. the pixels is written to `dPixels` when
     /// given. Needs `acts` built with `training: true` and filled by `forward` on the same input (and `lora`).
+    /// `afterBlock(l)` runs as soon as block l's parameter gradients are final (blocks finish last to first), so
+    /// a caller can start communicating them while the earlier blocks are still being differentiated.
     public func backward(_ dOut: UnsafePointer<Float>, _ acts: ViTActivations, grads: ViTTensors? = nil,
-                         lora: LoRARun? = nil, dPixels: UnsafeMutablePointer<Float>? = nil) {
+                         lora: LoRARun? = nil, dPixels: UnsafeMutablePointer<Float>? = nil,
+                         afterBlock: ((Int) -> Void)? = nil) {
         guard let s = acts.scratch else {
             preconditionFailure("ViTModel.backward: activations were built with training: false")
         }
@@ -81,6 +84,7 @@ public final class ViTModel {
                                   scratch: s.lnScratch)
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             blockBackward(l, acts.blocks[l], p.blocks[l], grads?.blocks[l], acts, s, lora)
+            afterBlock?(l)
         }
         // s.dRes now holds the gradient w.r.t. the embeddings' output tokens.
         let patches = acts.tokens - 1

@@ -58,47 +58,50 @@ struct Eval: ParsableCommand {
     func validate() throws { guard !(try parsedMethods()).isEmpty else { throw ValidationError("--methods is empty") } }
 
     func run() throws {
-        let log = runtime.start("selora.eval")
-        if let out { try prepareRunDirectory(out) }
         let base = try train.config()
-        let weights = model.weights, heads = model.heads
-        _ = try model.loadModel(log: log)
-        let target = try data.load()
-        try checkBatch(base.batchSize, fits: target.train.count)
-        let ood = try ImageCorruption(seed: oodSeed).apply(target.test)
-        let src = try source.load()
-        log.info("source A: \(src.train.count) train / \(src.test.count) test images (\(source.sourceCsv)); target B: \(target.train.count) / \(target.test.count) (+ corrupted copy)")
-        let proto = ForgettingProtocol(loadModel: { try ViTModel.load(path: weights, numHeads: heads) },
-                                       source: src, target: target, targetOOD: ood, size: data.imageSize)
-        try proto.prepare { log.info("\($0)") }
-        var results: [ForgettingResult] = []
-        for m in try parsedMethods() {
-            var c = base
-            c.method = m
-            log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(data.imageSize) px")
-            let r = try proto.run(config: c) { s in
-                if s.step % 50 == 0 || s.step == c.steps - 1 {
-                    log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks)")
+        let methods = try parsedMethods()
+        try withCommunicator(runtime, "selora.eval") { comm, log in
+            if comm.isRoot, let out { try prepareRunDirectory(out) }
+            let weights = model.weights, heads = model.heads
+            _ = try model.loadModel(log: log)
+            let target = try data.load()
+            try checkBatch(base.batchSize, fits: target.train.count)
+            let ood = try ImageCorruption(seed: oodSeed).apply(target.test)
+            let src = try source.load()
+            log.info("source A: \(src.train.count) train / \(src.test.count) test images (\(source.sourceCsv)); target B: \(target.train.count) / \(target.test.count) (+ corrupted copy); \(comm.size) rank(s)")
+            let proto = ForgettingProtocol(comm: comm, loadModel: { try ViTModel.load(path: weights, numHeads: heads) },
+                                           source: src, target: target, targetOOD: ood, size: data.imageSize)
+            try proto.prepare { log.info("\($0)") }
+            var results: [ForgettingResult] = []
+            for m in methods {
+                var c = base
+                c.method = m
+                log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(data.imageSize) px")
+                let r = try proto.run(config: c) { s in
+                    if s.step % 50 == 0 || s.step == c.steps - 1 {
+                        log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks) reduced \(s.bytesReduced) B")
+                    }
                 }
+                results.append(r)
+                let line = String(format: "  %@: target %.1f%%, OOD %.1f%%, source retention %.1f%%, drift %.4f, %.0f s",
+                                  m.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy, 100 * r.sourceRetention,
+                                  r.cosineDrift, r.trainSeconds)
+                log.info("\(line)")
             }
-            results.append(r)
-            let line = String(format: "  %@: target %.1f%%, OOD %.1f%%, source retention %.1f%%, drift %.4f, %.0f s",
-                              m.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy, 100 * r.sourceRetention,
-                              r.cosineDrift, r.trainSeconds)
-            log.info("\(line)")
-        }
-        let table = Self.markdown(results, baseline: proto.sourceBaseline, size: data.imageSize, config: base,
-                                  source: src.test.count, target: (target.train.count, target.test.count))
-        print(table)
-        if let out {
-            let json = try JSONEncoder.sorted.encode(results)
-            try json.write(to: URL(fileURLWithPath: out + "/report.json"), options: .atomic)
-            try table.write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
+            guard comm.isRoot else { return }
+            let table = Self.markdown(results, baseline: proto.sourceBaseline, size: data.imageSize, config: base,
+                                      source: src.test.count, target: (target.train.count, target.test.count), ranks: comm.size)
+            print(table)
+            if let out {
+                let json = try JSONEncoder.sorted.encode(results)
+                try json.write(to: URL(fileURLWithPath: out + "/report.json"), options: .atomic)
+                try table.write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
+            }
         }
     }
 
     static func markdown(_ rs: [ForgettingResult], baseline: Double, size: Int, config: TrainingConfig,
-                         source: Int, target: (Int, Int)) -> String {
+                         source: Int, target: (Int, Int), ranks: Int) -> String {
         var s = "| method | target acc | OOD acc | source retention | CLS drift | active blocks | trainable params |\n"
         s += "|---|---|---|---|---|---|---|\n"
         for r in rs {
@@ -108,8 +111,9 @@ struct Eval: ParsableCommand {
             s += String(format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.4f | %@ | %d |\n", r.method, 100 * r.targetAccuracy,
                         100 * r.oodAccuracy, 100 * r.sourceRetention, r.cosineDrift, blocks, r.trainableParameters)
         }
-        s += String(format: "\nsource probe on the pretrained backbone: %.1f%% (%d source test images); target %d train / %d test images at %d px; %d steps of batch %d",
-                    100 * baseline, source, target.0, target.1, size, config.steps, config.batchSize)
+        s += String(format: "\nsource probe on the pretrained backbone: %.1f%% (%d source test images); target %d train / %d test images at %d px; %d steps of global batch %d on %d rank(s); LoRA rank %d, alpha %g, λ %g",
+                    100 * baseline, source, target.0, target.1, size, config.steps, config.batchSize, ranks,
+                    config.lora.rank, Double(config.lora.alpha), Double(config.penalty))
         return s
     }
 }

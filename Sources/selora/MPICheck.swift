@@ -36,6 +36,16 @@ struct MPICheck: ParsableCommand {
             check("allSum \(d.count) doubles", d.indices.allSatisfy { d[$0] == Double(p * (p - 1) / 2) + Double(p) * Double($0) * 0.5 })
             count *= 64
         }
+        // Where each rank runs (host name, padded to 64 bytes for the fixed-size gather).
+        var name = Array(ProcessInfo.processInfo.hostName.utf8.prefix(64))
+        name += [UInt8](repeating: 0, count: 64 - name.count)
+        let names = try comm.allGather(name)
+        if comm.isRoot {
+            for i in 0..<p {
+                let raw = names[(i * 64)..<((i + 1) * 64)].prefix { $0 != 0 }
+                print("rank \(i) runs on \(String(decoding: raw, as: UTF8.self))")
+            }
+        }
         var bytes = [UInt8](repeating: UInt8(r & 0xff), count: 4096)
         if r == 0 { for i in bytes.indices { bytes[i] = UInt8((i * 7) & 0xff) } }
         try bytes.withUnsafeMutableBytes { try comm.broadcast($0, root: 0) }

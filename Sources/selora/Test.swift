@@ -29,8 +29,8 @@ struct Test: ParsableCommand {
             throw ValidationError("--head \(head) has \(h.classes) classes; the test set has \(testSet.numClasses)")
         }
         let ev = try Evaluator(model: vit, adapters: adapters, size: data.imageSize, batch: 32)
-        let clean = ev.accuracy(testSet, head: h)
-        let ood = ev.accuracy(try ImageCorruption(seed: oodSeed).apply(testSet), head: h)
+        let clean = try ev.accuracy(testSet, head: h)
+        let ood = try ev.accuracy(try ImageCorruption(seed: oodSeed).apply(testSet), head: h)
         print(String(format: "test accuracy %.1f%%, corrupted %.1f%% (%d images at %d px; active blocks %d/%d)",
                      100 * clean, 100 * ood, testSet.count, data.imageSize, adapters?.activeCount ?? 0, adapters?.blocks.count ?? 0))
     }

@@ -23,11 +23,6 @@ final class JSONLWriter {
     deinit { try? handle.close() }
 }
 
-func stepRecord(_ s: StepStats) -> [String: Any] {
-    ["step": s.step, "loss": s.loss, "lr": Double(s.lr), "active_blocks": s.activeBlocks, "grad_norm": s.gradNorm,
-     "accuracy": Double(s.correct) / Double(max(1, s.count)), "compute_ms": 1000 * s.computeSeconds]
-}
-
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune the backbone with one method on the target image set; write the adapter (PEFT layout), the head and per-step metrics.")
@@ -35,6 +30,7 @@ struct Train: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
     @OptionGroup var train: TrainOptions
+    @OptionGroup var parallel: ParallelOptions
     @OptionGroup var runtime: RuntimeOptions
 
     @Option(help: "Run directory: adapter/ (PEFT adapter_model.safetensors + adapter_config.json), head.safetensors, metrics.jsonl, summary.json.")
@@ -51,50 +47,59 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let log = runtime.start("selora.train")
         let config = try train.config()
-        try prepareRunDirectory(out)
-        let vit = try model.loadModel(log: log)
-        var adapters: LoRAAdapters?
-        if let dir = initAdapter {
-            guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective or lora") }
-            let a = try LoRAAdapters.load(directory: dir, model: vit.config, seed: config.seed).0
-            guard a.config.rank == config.lora.rank, a.config.targets == config.lora.targets else {
-                throw ValidationError("--init-adapter \(dir) has rank \(a.config.rank) and targets \(a.config.targets.map(\.rawValue)); "
-                                      + "the run asks for rank \(config.lora.rank) and \(config.lora.targets.map(\.rawValue))")
+        try withCommunicator(runtime, "selora.train") { comm, log in
+            let root = comm.isRoot
+            if root { try prepareRunDirectory(out) }
+            let vit = try model.loadModel(log: log)
+            var adapters: LoRAAdapters?
+            if let dir = initAdapter {
+                guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective or lora") }
+                let a = try LoRAAdapters.load(directory: dir, model: vit.config, seed: config.seed).0
+                guard a.config.rank == config.lora.rank, a.config.targets == config.lora.targets else {
+                    throw ValidationError("--init-adapter \(dir) has rank \(a.config.rank) and targets \(a.config.targets.map(\.rawValue)); "
+                                          + "the run asks for rank \(config.lora.rank) and \(config.lora.targets.map(\.rawValue))")
+                }
+                adapters = a
             }
-            adapters = a
-        }
-        let (trainSet, testSet) = try data.load()
-        try checkBatch(config.batchSize, fits: trainSet.count)
-        let metrics = try JSONLWriter(path: out + "/metrics.jsonl")
-        let t0 = Date()
-        var runConfig = config
-        if let a = adapters { runConfig.lora = a.config }
-        let trainer = try FineTune.run(model: vit, data: trainSet, size: data.imageSize, config: runConfig, adapters: adapters) { s in
-            try? metrics.write(stepRecord(s))
-            if s.step % logEvery == 0 || s.step == config.steps - 1 {
-                let eta = Date().timeIntervalSince(t0) / Double(s.step + 1) * Double(config.steps - s.step - 1)
-                log.info("step \(s.step + 1)/\(config.steps) loss \(String(format: "%.4f", s.loss)) lr \(String(format: "%.2e", s.lr)) active \(s.activeBlocks) ETA \(Int(eta)) s")
+            let (trainSet, testSet) = try data.load()
+            try checkBatch(config.batchSize, fits: trainSet.count)
+            var runConfig = config
+            if let a = adapters { runConfig.lora = a.config }
+            let dp = try DataParallelTrainer(comm: comm, model: vit, data: trainSet, size: data.imageSize, config: runConfig,
+                                             adapters: adapters, checkEvery: parallel.checkEvery)
+            parallel.apply(to: dp)
+            let metrics = root ? try JSONLWriter(path: out + "/metrics.jsonl") : nil
+            log.info("\(config.method.rawValue): \(config.steps) steps, global batch \(config.batchSize) over \(comm.size) rank(s), \(data.imageSize) px")
+            let t0 = Date()
+            try dp.run { s in
+                try metrics?.write(s.record)
+                if s.step % logEvery == 0 || s.step == config.steps - 1 {
+                    let eta = Date().timeIntervalSince(t0) / Double(s.step + 1) * Double(config.steps - s.step - 1)
+                    log.info("step \(s.step + 1)/\(config.steps) loss \(String(format: "%.4f", s.loss)) lr \(String(format: "%.2e", s.lr)) active \(s.activeBlocks) reduced \(s.bytesReduced) B ETA \(Int(eta)) s")
+                }
             }
+            try parallel.dumpState(dp)
+            let trainer = dp.trainer
+            let ev = try Evaluator(model: vit, adapters: trainer.adapters, size: data.imageSize, batch: min(32, trainer.batch))
+            let accuracy = try ev.accuracy(testSet, head: trainer.head, comm: comm)
+            guard root else { return }
+            if let a = trainer.adapters {
+                try a.save(directory: out + "/adapter", gated: config.method == .selective, baseModel: model.weights)
+            }
+            try trainer.head.save(path: out + "/head.safetensors")
+            if config.method == .full { try vit.save(path: out + "/model.safetensors", metadata: ["source": "selora train --method full"]) }
+            let summary: [String: Any] = [
+                "method": config.method.rawValue, "test_accuracy": accuracy, "steps": config.steps, "ranks": comm.size,
+                "active_blocks": trainer.adapters?.activeCount ?? 0, "total_blocks": trainer.adapters?.blocks.count ?? 0,
+                "trainable_parameters": trainer.trainableParameterCount, "seconds": Date().timeIntervalSince(t0),
+            ]
+            let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+            try json.write(to: URL(fileURLWithPath: out + "/summary.json"), options: .atomic)
+            print(String(format: "%@: test accuracy %.1f%% on %d images; active blocks %d/%d; %d rank(s); run directory %@",
+                         config.method.rawValue, 100 * accuracy, testSet.count, trainer.adapters?.activeCount ?? 0,
+                         trainer.adapters?.blocks.count ?? 0, comm.size, out))
         }
-        let ev = try Evaluator(model: vit, adapters: trainer.adapters, size: data.imageSize, batch: min(32, config.batchSize))
-        let accuracy = ev.accuracy(testSet, head: trainer.head)
-        if let a = trainer.adapters {
-            try a.save(directory: out + "/adapter", gated: config.method == .selective, baseModel: model.weights)
-        }
-        try trainer.head.save(path: out + "/head.safetensors")
-        if config.method == .full { try vit.save(path: out + "/model.safetensors", metadata: ["source": "selora train --method full"]) }
-        let summary: [String: Any] = [
-            "method": config.method.rawValue, "test_accuracy": accuracy, "steps": config.steps,
-            "active_blocks": trainer.adapters?.activeCount ?? 0, "total_blocks": trainer.adapters?.blocks.count ?? 0,
-            "trainable_parameters": trainer.trainableParameterCount, "seconds": Date().timeIntervalSince(t0),
-        ]
-        let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
-        try json.write(to: URL(fileURLWithPath: out + "/summary.json"), options: .atomic)
-        print(String(format: "%@: test accuracy %.1f%% on %d images; active blocks %d/%d; run directory %@",
-                     config.method.rawValue, 100 * accuracy, testSet.count, trainer.adapters?.activeCount ?? 0,
-                     trainer.adapters?.blocks.count ?? 0, out))
     }
 }
 

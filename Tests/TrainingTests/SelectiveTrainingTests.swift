@@ -1,3 +1,5 @@
+import Communication
+import Datasets
 import Foundation
 import Tensors
 import TestHelpers
@@ -227,5 +229,33 @@ final class AdapterFileTests: XCTestCase {
         let other = ViTConfig(hiddenSize: 8, numLayers: 1, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3, positionGrid: 3)
         XCTAssertThrowsError(try LoRAAdapters.load(directory: dir, model: other)) { XCTAssertTrue("\($0)".contains("encoder.layer.1"), "\($0)") }
         XCTAssertThrowsError(try LoRAAdapters.load(directory: dir + "/nope", model: vit)) { XCTAssertTrue("\($0)".contains("adapter_config.json"), "\($0)") }
+    }
+}
+
+/// The gradient buffer's size at every step, on one process (the MPI path adds only the sum across ranks).
+final class GradientSyncTests: XCTestCase {
+    func testBytesReducedFollowTheActiveSet() throws {
+        let vit = ViTConfig(hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                            positionGrid: 3, layerNormEps: 1e-6)
+        let model = try ViTModel(config: vit)
+        var rng = SeededRandom(seed: 1)
+        for i in 0..<model.params.store.storage.count { model.params.store.storage[i] = 0.3 * rng.normal() }
+        var c = TrainingConfig()
+        c.lora.rank = 2; c.steps = 12; c.batchSize = 4; c.warmupSteps = 1; c.penaltyStartStep = 2; c.scoreLR = 0.05
+        c.penalty = 20
+        var pixels: [UInt8] = [], labels: [Int32] = []
+        for i in 0..<16 { for _ in 0..<64 { pixels.append(UInt8(rng.uniform(0, 255))) }; labels.append(Int32(i % 3)) }
+        let data = try ImageDataset(height: 8, width: 8, pixels: pixels, labels: labels, numClasses: 3)
+        let dp = try DataParallelTrainer(comm: SingleProcessCommunicator(), model: model, data: data, size: 4, config: c)
+        var seen: [Int] = []
+        try dp.run { s in
+            let a = dp.trainer.adapters!
+            var ab = 0
+            for (i, ch) in s.activeMask.enumerated() where ch == "1" { ab += 2 * (a.blocks[i].inFeatures + a.blocks[i].outFeatures) }
+            XCTAssertEqual(s.bytesReduced, 4 * (ab + a.blocks.count + 3 * 8 + 3 + 3), "step \(s.step)")
+            seen.append(s.activeBlocks)
+        }
+        XCTAssertEqual(seen.first, 12)
+        XCTAssertLessThan(seen.last!, 12, "blocks must switch off for this test")
     }
 }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Data-parallel checks under a real mpirun: each prints PASS/FAIL; the last line is "mpi: N passed, M failed".
+#   1. MPI collectives (selora mpi-check) on 2 ranks of this machine and across 2 namespace hosts over TCP.
+#   2. A 2-rank run equals a 1-rank run with the same global batch and seed (loss curve, active sets, adapter
+#      within float tolerance), and both ranks hold bitwise-identical gates, scores, adapters and head.
+#   3. bytes_reduced = 4 × (active A and B elements + scores + head + 3 statistics) at every step, computed here
+#      from the logged active mask and the ViT-S shapes, and it falls as blocks switch off.
+#   4. The same job across 2 namespace hosts (TCP, launch/cluster-sim) gives the single-node result.
+#   5. A deliberately desynchronized rank makes the job fail within the check interval with an error naming the
+#      ranks, exit ≠ 0, no hang.
+# Usage: Tests/mpi/run.sh  (run by launch/test after the release build)
+set -uo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PY="$REPO/.venv/bin/python"
+T="$(mktemp -d)"; trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); echo "PASS $*"; }
+ko() { fail=$((fail + 1)); echo "FAIL $*"; }
+unset OPENBLAS_NUM_THREADS
+# Tests run with the machine's own OPENBLAS_CORETYPE: the launch scripts must not switch kernels here.
+export SELORA_KEEP_CORETYPE=1
+
+# A small job: 28 px (4 patches), a fast score learning rate so blocks switch off within 12 steps.
+JOB=(train --image-size 28 --train-count 64 --test-count 32 --steps 12 --batch-size 8 --rank 4 --penalty-start 4
+     --score-lr 0.05 --check-every 3 --log-level warning)
+
+# 1. collectives
+for how in "launch/train -np 2" "launch/cluster-sim"; do
+    out="$(timeout 120 $REPO/$how -- mpi-check 2>&1)"
+    if grep -q "mpi-check (2 ranks): [0-9]* passed, 0 failed" <<<"$out"; then ok "mpi-check via $how"
+    else ko "mpi-check via $how"; echo "$out" | tail -5; fi
+done
+out="$(timeout 120 "$REPO/launch/cluster-sim" -- mpi-check 2>&1)"
+if grep -q "rank 0 runs on h1" <<<"$out" && grep -q "rank 1 runs on h2" <<<"$out"; then ok "cluster-sim ranks run on separate hosts h1, h2"
+else ko "cluster-sim host names"; echo "$out" | tail -5; fi
+
+# 2. one rank vs two ranks
+mkdir -p "$T/dump"
+if OPENBLAS_NUM_THREADS=1 timeout 300 "$REPO/.build/release/selora" "${JOB[@]}" --out "$T/one" >/dev/null 2>"$T/one.err"; then ok "1-rank run"
+else ko "1-rank run"; tail -5 "$T/one.err"; fi
+if timeout 300 "$REPO/launch/train" -np 2 -- "${JOB[@]}" --out "$T/two" --test-dump-state "$T/dump" >/dev/null 2>"$T/two.err"; then ok "2-rank run under mpirun"
+else ko "2-rank run under mpirun"; tail -5 "$T/two.err"; fi
+if [[ -s "$T/dump/rank-0.bin" ]] && cmp -s "$T/dump/rank-0.bin" "$T/dump/rank-1.bin"; then
+    ok "both ranks hold bitwise-identical gates, scores, adapters and head ($(stat -c %s "$T/dump/rank-0.bin") bytes)"
+else ko "rank states differ (or were not written)"; fi
+
+compare() {  # compare RUN_A RUN_B LABEL
+    "$PY" - "$1" "$2" <<'PY'
+import json, sys, numpy as np
+from safetensors.numpy import load_file
+a, b = sys.argv[1], sys.argv[2]
+ma = [json.loads(l) for l in open(f"{a}/metrics.jsonl")]; mb = [json.loads(l) for l in open(f"{b}/metrics.jsonl")]
+assert len(ma) == len(mb) == 12, (len(ma), len(mb))
+loss = max(abs(x["loss"] - y["loss"]) / max(abs(x["loss"]), 1e-6) for x, y in zip(ma, mb))
+masks = all(x["active_mask"] == y["active_mask"] for x, y in zip(ma, mb))
+A = load_file(f"{a}/adapter/adapter_model.safetensors"); B = load_file(f"{b}/adapter/adapter_model.safetensors")
+same_keys = set(A) == set(B)
+# Float sums in another order (the all-reduce) move the adapters by rounding only: abs difference ≪ their O(0.1) size.
+adapter = max(float(np.abs(A[k] - B[k]).max()) for k in A) if same_keys else 1.0
+scale = max(float(np.abs(A[k]).max()) for k in A)
+print(f"loss curve max relative difference {loss:.2e}; active masks equal: {masks}; adapter max abs difference {adapter:.2e} (largest value {scale:.2f})")
+sys.exit(0 if loss < 1e-4 and masks and same_keys and adapter < 2e-4 else 1)
+PY
+}
+if r="$(compare "$T/one" "$T/two")"; then ok "2 ranks = 1 rank: $r"; else ko "2 ranks vs 1 rank: $r"; fi
+
+# 3. bytes_reduced against the formula, from the logged masks
+if r="$("$PY" - "$T/two/metrics.jsonl" <<'PY'
+import json, sys
+rank, d, m, classes = 4, 384, 1536, 10
+dims = [(d, d), (d, d), (d, d), (d, d), (d, m), (m, d)]     # query, key, value, output, fc1, fc2 per layer
+steps = [json.loads(l) for l in open(sys.argv[1])]
+bad = []
+for s in steps:
+    mask = s["active_mask"]; assert len(mask) == 72
+    ab = sum(rank * (dims[i % 6][0] + dims[i % 6][1]) for i, c in enumerate(mask) if c == "1")
+    want = 4 * (ab + 72 + classes * d + classes + 3)
+    if s["bytes_reduced"] != want: bad.append((s["step"], s["bytes_reduced"], want))
+falls = steps[-1]["bytes_reduced"] < steps[0]["bytes_reduced"] and steps[-1]["active_blocks"] < 72
+print(f"{len(steps)} steps checked, {steps[0]['bytes_reduced']} B at 72 active -> {steps[-1]['bytes_reduced']} B at {steps[-1]['active_blocks']} active; mismatches {bad[:3]}")
+sys.exit(0 if not bad and falls else 1)
+PY
+)"; then ok "bytes_reduced formula: $r"; else ko "bytes_reduced: $r"; fi
+
+# 4. two namespace hosts over TCP
+if timeout 300 "$REPO/launch/cluster-sim" -- "${JOB[@]}" --out "$T/hosts" >/dev/null 2>"$T/hosts.err"; then
+    if r="$(compare "$T/one" "$T/hosts")"; then ok "2 hosts over TCP = 1 rank: $r"; else ko "2 hosts vs 1 rank: $r"; fi
+else ko "2-host run"; tail -5 "$T/hosts.err"; fi
+[[ -z "$(ip netns list 2>/dev/null | grep selora || true)" ]] && ok "cluster-sim removed its namespaces" || ko "namespaces left behind"
+
+# 5. desynchronized rank
+start=$(date +%s)
+timeout 120 "$REPO/launch/train" -np 2 -- "${JOB[@]}" --out "$T/desync" --test-perturb-rank 1 --test-perturb-step 4 --check-every 3 \
+    >/dev/null 2>"$T/desync.err"
+rc=$?; took=$(( $(date +%s) - start ))
+if [[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "ranks disagree on the active set, scores or parameters after step 5" "$T/desync.err" \
+   && grep -q "rank(s) 1 differ from rank 0" "$T/desync.err"; then
+    ok "desynchronized rank: exit $rc after ${took} s, error names rank 1 at the first check after the perturbation"
+else ko "desynchronized rank: exit $rc after ${took} s"; tail -8 "$T/desync.err"; fi
+[[ -z "$(pgrep -f 'selora train' || true)" ]] && ok "no selora process left behind" || ko "processes left behind"
+
+echo "mpi: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
