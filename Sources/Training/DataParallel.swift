@@ -1,4 +1,5 @@
 import Communication
+import Glibc
 import Datasets
 import Foundation
 import Tensors
@@ -26,6 +27,22 @@ public struct Fingerprint {
     public mutating func add(_ s: String) { add(Array(s.utf8)) }
 }
 
+/// What to do with a step whose loss or gradients are NaN or Inf.
+public enum NonFinitePolicy: String, CaseIterable, Codable, Sendable {
+    /// Stop the run with an error (the last checkpoint stays as it was).
+    case stop
+    /// Skip the update (the step still counts) and go on, as mixed-precision loss scalers do.
+    case skip
+}
+
+public struct NonFiniteError: Error, CustomStringConvertible {
+    public let step: Int
+    public var description: String {
+        "non-finite loss or gradient at step \(step) (seen on every rank after the all-reduce): stopping; "
+            + "the last checkpoint is unchanged (--nonfinite skip skips such steps instead)"
+    }
+}
+
 /// What one data-parallel step did, summed over ranks where it makes sense.
 public struct ParallelStepStats: Sendable {
     public var step: Int
@@ -40,11 +57,15 @@ public struct ParallelStepStats: Sendable {
     public var exposedCommMilliseconds: Double
     /// Gate of every block in this step, "1" active / "0" inactive, in block order (empty without adapters).
     public var activeMask: String
+    /// The update was skipped (non-finite loss or gradient, `--nonfinite skip`).
+    public var skipped = false
 
+    /// The metrics-log record (JSON has no NaN: non-finite numbers are written as null).
     public var record: [String: Any] {
-        ["step": step, "loss": loss, "accuracy": accuracy, "lr": Double(lr), "active_blocks": activeBlocks,
-         "grad_norm": gradNorm, "bytes_reduced": bytesReduced, "compute_ms": computeMilliseconds,
-         "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": activeMask]
+        func num(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
+        return ["step": step, "loss": num(loss), "accuracy": num(accuracy), "lr": Double(lr), "active_blocks": activeBlocks,
+         "grad_norm": num(gradNorm), "bytes_reduced": bytesReduced, "compute_ms": computeMilliseconds,
+         "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": activeMask, "skipped": skipped]
     }
 }
 
@@ -63,6 +84,16 @@ public final class DataParallelTrainer {
     let pixels: FloatBuffer
     /// Test hook: on this (rank, step), nudge one score before the step (a deliberately desynchronized rank).
     public var perturb: (rank: Int, step: Int)?
+    /// Test hook: on this (rank, step), report a NaN loss.
+    public var poison: (rank: Int, step: Int)?
+    /// Test hook: on this (rank, step), the process kills itself with SIGKILL (a dying rank).
+    public var killSelf: (rank: Int, step: Int)?
+    public var nonFinitePolicy: NonFinitePolicy = .stop
+    /// Checkpoints: every `checkpointEvery` steps (0: only at the end) into `runDirectory`, by rank 0.
+    public var checkpointEvery = 0
+    public var keepCheckpoints = 2
+    public var runDirectory: String?
+    public var baseWeightsPath = ""
 
     public init(comm: Communicator, model: ViTModel, data: ImageDataset, size: Int, config: TrainingConfig,
                 adapters: LoRAAdapters? = nil, checkEvery: Int = 10) throws {
@@ -135,6 +166,8 @@ public final class DataParallelTrainer {
         if let p = perturb, p.rank == comm.rank, p.step == n, let a = trainer.adapters {
             a.scores[0] += 1e-3
         }
+        if let k = killSelf, k.rank == comm.rank, k.step == n { Glibc.kill(getpid(), SIGKILL) }
+        if let p = poison, p.rank == comm.rank, p.step == n { sync.poisonNextStep = true }
         let t0 = Date()
         let global = try sampler.batch(at: sampler.position(ofStep: n))
         let mine = try sampler.shard(global, rank: comm.rank, worldSize: comm.size)
@@ -142,7 +175,14 @@ public final class DataParallelTrainer {
         try sync.computeAndReduce(pixels: pixels.base, labels: mine.map { data.labels[$0] })
         let mask = String(trainer.adapters?.active.map { $0 ? "1" : "0" }.joined() ?? "")
         let activeBlocks = trainer.adapters?.activeCount ?? 0
-        let (lr, norm) = trainer.applyUpdate()
+        var lr: Float = 0, norm = Double.nan, skipped = false
+        if sync.nonFinite {
+            guard nonFinitePolicy == .skip else { throw NonFiniteError(step: n) }
+            trainer.skipUpdate()
+            skipped = true
+        } else {
+            (lr, norm) = trainer.applyUpdate()
+        }
         let total = Date().timeIntervalSince(t0)
         if (n + 1) % checkEvery == 0 { try checkAgreement(step: n) }
         let s = sync.statistics
@@ -151,7 +191,32 @@ public final class DataParallelTrainer {
                                  activeBlocks: activeBlocks, gradNorm: norm,
                                  bytesReduced: sync.bytesReduced, computeMilliseconds: 1000 * (total - sync.commSeconds),
                                  commMilliseconds: 1000 * sync.commSeconds,
-                                 exposedCommMilliseconds: 1000 * sync.exposedSeconds, activeMask: mask)
+                                 exposedCommMilliseconds: 1000 * sync.exposedSeconds, activeMask: mask, skipped: skipped)
+    }
+
+    /// Rank 0 writes a checkpoint of the state after `trainer.step` steps; the other ranks wait for it, so a
+    /// failure to write stops every rank together.
+    public func checkpoint() throws {
+        guard let dir = runDirectory else { return }
+        var failed: [Double] = [0]
+        var failure: Error?
+        if comm.isRoot {
+            do { try Checkpoint.save(trainer, runDirectory: dir, baseWeights: baseWeightsPath, keep: keepCheckpoints) } catch {
+                failure = error
+                failed[0] = 1
+            }
+        }
+        try comm.allSum(&failed)
+        if let failure { throw failure }
+        if failed[0] > 0 { throw CheckpointError(path: dir, message: "rank 0 could not write the checkpoint of step \(trainer.step)") }
+    }
+
+    /// Continues from the newest checkpoint of `dir` that loads (every rank reads it), then checks that all ranks
+    /// agree on the state. Returns the file used and the ones skipped as unreadable.
+    public func resume(from dir: String) throws -> (path: String, skipped: [String]) {
+        let r = try Checkpoint.resumeNewest(trainer, runDirectory: dir)
+        try checkAgreement(step: trainer.step - 1)
+        return r
     }
 
     /// The replicated state as raw bytes (gates, scores, adapters, head): equal on every rank, bit for bit.
@@ -170,7 +235,10 @@ public final class DataParallelTrainer {
     public func run(onStep: (ParallelStepStats) throws -> Void = { _ in }) throws {
         while trainer.step < trainer.config.steps {
             try onStep(try step())
+            let done = trainer.step
+            if checkpointEvery > 0, done % checkpointEvery == 0, done < trainer.config.steps { try checkpoint() }
         }
+        if runDirectory != nil { try checkpoint() }
         trainer.updateGates()
         try checkAgreement(step: trainer.step - 1)
     }

@@ -33,6 +33,11 @@ public final class GradientSync {
     /// Summed statistics of the last step: loss sum, correct predictions, examples.
     public private(set) var statistics = (lossSum: 0.0, correct: 0, count: 0)
     static let statisticsCount = 3
+    /// Whether the reduced statistics or gradients of the last step hold NaN or Inf. A non-finite value on any
+    /// rank makes the sum non-finite on every rank, so all ranks see the same answer in the same step.
+    public private(set) var nonFinite = false
+    /// Test hook: this rank reports a NaN loss in its next step.
+    public var poisonNextStep = false
 
     public init(comm: Communicator, trainer: Trainer) throws {
         self.comm = comm
@@ -52,7 +57,9 @@ public final class GradientSync {
         let adapters = trainer.adapters
         _ = trainer.computeGradients(pixels: pixels, labels: labels, beforeBackbone: { lossSum, correct in
             self.timed {
-                self.buffer[0] = Float(lossSum); self.buffer[1] = Float(correct); self.buffer[2] = Float(labels.count)
+                self.buffer[0] = self.poisonNextStep ? .nan : Float(lossSum)
+                self.buffer[1] = Float(correct); self.buffer[2] = Float(labels.count)
+                self.poisonNextStep = false
                 self.cursor = Self.statisticsCount
                 for e in self.trainer.headGrads.layout.entries { self.pack(self.trainer.headGrads.buffer(e.name)) }
                 do { try self.flush() } catch { failure = failure ?? error }
@@ -87,6 +94,9 @@ public final class GradientSync {
         for p in pending { try comm.wait(p) }
         exposedSeconds = Date().timeIntervalSince(t0)
         try timed {
+            var finite = true
+            for i in 0..<cursor where !buffer[i].isFinite { finite = false; break }
+            nonFinite = !finite
             let inv = 1 / Float(comm.size)
             statistics = (Double(buffer[0]), Int(buffer[1].rounded()), Int(buffer[2].rounded()))
             for s in segments {

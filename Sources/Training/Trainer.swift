@@ -35,8 +35,10 @@ public final class Trainer {
     var baseOpt: AdamWState?
     var scoreOpt: AdamWState?
     public let schedule: LearningRateSchedule
+    /// Fingerprint of the backbone as the run started (checkpoints must resume onto the same base weights).
+    public let initialWeightsFingerprint: String
     /// Optimizer steps taken so far.
-    public private(set) var step = 0
+    public internal(set) var step = 0
 
     /// `batch` is the per-rank batch (the global batch / world size).
     public init(model: ViTModel, classes: Int, config: TrainingConfig, batch: Int, height: Int, width: Int,
@@ -79,6 +81,7 @@ public final class Trainer {
         dLogits = try FloatBuffer(count: batch * classes)
         dOut = try FloatBuffer(count: acts.rows * model.config.hiddenSize)
         schedule = LearningRateSchedule(totalSteps: config.steps, warmupSteps: config.warmupSteps)
+        initialWeightsFingerprint = Checkpoint.weightsFingerprint(model)
     }
 
     public var batch: Int { acts.batch }
@@ -177,6 +180,9 @@ public final class Trainer {
         step += 1
         return (lr, norm)
     }
+
+    /// Counts a step without updating anything (a step skipped for non-finite gradients).
+    public func skipUpdate() { step += 1 }
 
     /// One whole step on a single process.
     public func trainStep(pixels: UnsafePointer<Float>, labels: [Int32]) -> StepStats {

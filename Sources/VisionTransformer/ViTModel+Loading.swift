@@ -13,6 +13,10 @@ public enum CheckpointNaming: String, Sendable {
 public struct CheckpointError: Error, CustomStringConvertible {
     public let path: String
     public let message: String
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
     public var description: String { "\(path): \(message)" }
 }
 

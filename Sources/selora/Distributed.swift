@@ -19,12 +19,27 @@ struct ParallelOptions: ParsableArguments {
     @Option(help: .hidden)
     var testDumpState: String?
 
+    @Option(help: .hidden)
+    var testKillRank: Int?
+    @Option(help: .hidden)
+    var testKillStep = 5
+    @Option(help: .hidden)
+    var testNanRank: Int?
+    @Option(help: .hidden)
+    var testNanStep = 5
+
+    @Option(help: "On a NaN/Inf loss or gradient: stop (error; the last checkpoint is kept) or skip the update and go on.")
+    var nonfinite: NonFinitePolicy = .stop
+
     func validate() throws {
         guard checkEvery > 0 else { throw ValidationError("--check-every must be positive, got \(checkEvery)") }
     }
 
     func apply(to dp: DataParallelTrainer) {
         if let r = testPerturbRank { dp.perturb = (r, testPerturbStep) }
+        if let r = testKillRank { dp.killSelf = (r, testKillStep) }
+        if let r = testNanRank { dp.poison = (r, testNanStep) }
+        dp.nonFinitePolicy = nonfinite
     }
 
     func dumpState(_ dp: DataParallelTrainer) throws {
@@ -61,3 +76,5 @@ func withCommunicator(_ runtime: RuntimeOptions, _ label: String, _ body: (Commu
     }
     mpi?.finalize()
 }
+
+extension NonFinitePolicy: ExpressibleByArgument {}

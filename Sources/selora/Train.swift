@@ -33,8 +33,17 @@ struct Train: ParsableCommand {
     @OptionGroup var parallel: ParallelOptions
     @OptionGroup var runtime: RuntimeOptions
 
-    @Option(help: "Run directory: adapter/ (PEFT adapter_model.safetensors + adapter_config.json), head.safetensors, metrics.jsonl, summary.json.")
-    var out: String
+    @Option(help: "Run directory: adapter/ (PEFT adapter_model.safetensors + adapter_config.json), head.safetensors, metrics.jsonl, summary.json, checkpoints/.")
+    var out: String?
+
+    @Option(help: "Continue the run in this directory from its newest checkpoint that loads (same configuration and base weights).")
+    var resume: String?
+
+    @Option(help: "Write a checkpoint every N steps (and always at the end); 0: only at the end.")
+    var checkpointEvery = 50
+
+    @Option(help: "Keep the newest K checkpoints.")
+    var keepCheckpoints = 2
 
     @Option(help: "Start from this adapter directory (PEFT layout, e.g. a previous run's adapter/) instead of a fresh initialisation.")
     var initAdapter: String?
@@ -44,13 +53,24 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         guard logEvery > 0 else { throw ValidationError("--log-every must be positive, got \(logEvery)") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be ≥ 0, got \(checkpointEvery)") }
+        guard keepCheckpoints > 0 else { throw ValidationError("--keep-checkpoints must be positive, got \(keepCheckpoints)") }
+        switch (out, resume) {
+        case (nil, nil): throw ValidationError("--out DIR is required (or --resume DIR to continue a run)")
+        case let (o?, r?) where URL(fileURLWithPath: o).standardizedFileURL != URL(fileURLWithPath: r).standardizedFileURL:
+            throw ValidationError("--resume \(r) continues in its own directory; --out \(o) names another")
+        default: break
+        }
     }
+
+    var runDirectory: String { resume ?? out ?? "" }
 
     func run() throws {
         let config = try train.config()
         try withCommunicator(runtime, "selora.train") { comm, log in
             let root = comm.isRoot
-            if root { try prepareRunDirectory(out) }
+            let out = runDirectory
+            if root && resume == nil { try prepareRunDirectory(out) }
             let vit = try model.loadModel(log: log)
             var adapters: LoRAAdapters?
             if let dir = initAdapter {
@@ -69,13 +89,32 @@ struct Train: ParsableCommand {
             let dp = try DataParallelTrainer(comm: comm, model: vit, data: trainSet, size: data.imageSize, config: runConfig,
                                              adapters: adapters, checkEvery: parallel.checkEvery)
             parallel.apply(to: dp)
+            dp.runDirectory = out
+            dp.checkpointEvery = checkpointEvery
+            dp.keepCheckpoints = keepCheckpoints
+            dp.baseWeightsPath = model.weights
+            var kept: [Data] = []
+            if let dir = resume {
+                let r = try dp.resume(from: dir)
+                for s in r.skipped { log.warning("skipped an unreadable checkpoint: \(s)") }
+                log.info("resumed from \(r.path) at step \(dp.trainer.step)")
+                // Keep the metrics of the steps before the checkpoint; the rest are logged again.
+                if root, let text = try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8) {
+                    for line in text.split(separator: "\n") {
+                        if let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                           let st = obj["step"] as? Int, st < dp.trainer.step { kept.append(Data(line.utf8)) }
+                    }
+                }
+            }
             let metrics = root ? try JSONLWriter(path: out + "/metrics.jsonl") : nil
+            for line in kept { metrics?.handle.write(line + Data([0x0A])) }
             log.info("\(config.method.rawValue): \(config.steps) steps, global batch \(config.batchSize) over \(comm.size) rank(s), \(data.imageSize) px")
             let t0 = Date()
+            let firstStep = dp.trainer.step
             try dp.run { s in
                 try metrics?.write(s.record)
                 if s.step % logEvery == 0 || s.step == config.steps - 1 {
-                    let eta = Date().timeIntervalSince(t0) / Double(s.step + 1) * Double(config.steps - s.step - 1)
+                    let eta = Date().timeIntervalSince(t0) / Double(s.step + 1 - firstStep) * Double(config.steps - s.step - 1)
                     log.info("step \(s.step + 1)/\(config.steps) loss \(String(format: "%.4f", s.loss)) lr \(String(format: "%.2e", s.lr)) active \(s.activeBlocks) reduced \(s.bytesReduced) B ETA \(Int(eta)) s")
                 }
             }

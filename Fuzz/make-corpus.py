@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora Fuzz/corpus/<target>/ for launch/fuzz: a few small, valid inputs per target in the
+input layout that target's Fuzz/<target>.swift documents. Deterministic (fixed seeds, gzip mtime 0).
+
+    .venv/bin/python Fuzz/make-corpus.py
+"""
+import gzip
+import json
+import os
+import shutil
+import struct
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+rng = np.random.default_rng(5)
+
+# safetensors element sizes and the Rust crate's dtype order (the writer lays data out in descending order).
+DTYPES = {"BOOL": ("?", 1), "U8": ("u1", 1), "I8": ("i1", 1), "I16": ("<i2", 2), "U16": ("<u2", 2),
+          "F16": ("<f2", 2), "BF16": (None, 2), "I32": ("<i4", 4), "U32": ("<u4", 4), "F32": ("<f4", 4),
+          "F64": ("<f8", 8), "I64": ("<i8", 8), "U64": ("<u8", 8)}
+ORDER = list(DTYPES)
+
+
+def safetensors(tensors, metadata=None, pretty=False):
+    """tensors: {name: (dtype, shape, raw bytes)} -> the file image, laid out as the reference writer does."""
+    names = sorted(tensors, key=lambda n: (-ORDER.index(tensors[n][0]), n))
+    header, offset, data = {}, 0, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for n in names:
+        dtype, shape, raw = tensors[n]
+        assert len(raw) == int(np.prod(shape, dtype=np.int64)) * DTYPES[dtype][1]
+        header[n] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        data += raw
+    text = json.dumps(header, indent=1 if pretty else None, separators=None if pretty else (",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def tensor(dtype, shape):
+    count = int(np.prod(shape, dtype=np.int64))
+    if dtype == "BF16":
+        return dtype, shape, (rng.standard_normal(count).astype("<f4").view("<u4") >> 16).astype("<u2").tobytes()
+    if dtype == "BOOL":
+        return dtype, shape, (rng.integers(0, 2, count)).astype("u1").tobytes()
+    np_type = DTYPES[dtype][0]
+    if dtype.startswith("F"):
+        return dtype, shape, rng.standard_normal(count).astype(np_type).tobytes()
+    return dtype, shape, rng.integers(-100 if dtype[0] == "I" else 0, 100, count).astype(np_type).tobytes()
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def gz(data):
+    return gzip.compress(data, mtime=0)
+
+
+def u16(n):
+    return struct.pack(">H", n)
+
+
+def main():
+    shutil.rmtree(ROOT, ignore_errors=True)
+
+    # safetensors: raw files.
+    write("safetensors", "empty", safetensors({}))
+    write("safetensors", "f32-2x3", safetensors({"w": tensor("F32", [2, 3])}))
+    write("safetensors", "all-dtypes", safetensors({f"t.{d.lower()}": tensor(d, [2, 2]) for d in DTYPES},
+                                                   metadata={"format": "pt"}))
+    write("safetensors", "scalar-empty-pretty",
+          safetensors({"scalar": tensor("F64", []), "empty": tensor("F16", [0, 3]), "bf": tensor("BF16", [3])},
+                      metadata={"a": "b", "esc\u00e9": "\\\"\n"}, pretty=True))
+
+    # idx: [options][limit][u16 images length][images][labels]; options bits 0-3 numClasses-1, bit 4 limit.
+    def idx(count, rows, cols, labels=None):
+        pixels = rng.integers(0, 256, count * rows * cols).astype("u1").tobytes()
+        labels = bytes(rng.integers(0, 10, count).astype("u1")) if labels is None else labels
+        return struct.pack(">IIII", 0x803, count, rows, cols) + pixels, struct.pack(">II", 0x801, count) + labels
+
+    im, lb = idx(3, 4, 5)
+    write("idx", "plain-3x4x5", bytes([9, 0]) + u16(len(im)) + im + lb)
+    im, lb = idx(4, 2, 3)
+    write("idx", "gzip-4x2x3-limit2", bytes([0x19, 2]) + u16(len(gz(im))) + gz(im) + gz(lb))
+    im, lb = idx(2, 28, 28)
+    write("idx", "mnist-like-2", bytes([9, 0]) + u16(len(im)) + im + gz(lb))
+    im, lb = idx(0, 1, 1)
+    write("idx", "zero-items", bytes([0, 0]) + u16(len(im)) + im + lb)
+
+    # csv: [options][maxValue][classes/limit][csv]; options bits 0-2 side-1, bit 3 label last, bit 4 header.
+    def csv_lines(n, side, max_value, last, fmt="{}"):
+        lines = []
+        for _ in range(n):
+            pixels = [fmt.format(int(v)) for v in rng.integers(0, max_value + 1, side * side)]
+            label = str(int(rng.integers(0, 10)))
+            lines.append(",".join(pixels + [label] if last else [label] + pixels))
+        return "\n".join(lines).encode()
+
+    write("csv", "first-side3", bytes([2, 255, 9]) + csv_lines(3, 3, 255, False) + b"\n")
+    write("csv", "last-side2-header-crlf", bytes([1 | 8 | 16, 16, 9]) + b"p0,p1,p2,p3,label\r\n"
+          + csv_lines(2, 2, 16, True).replace(b"\n", b"\r\n"))
+    write("csv", "digits-like-gzip-float", bytes([7 | 8, 16, 9 | 0x30])
+          + gz(csv_lines(3, 8, 16, True, fmt="{}.000000000000000000e+00")))
+    write("csv", "spaces-blank-lines", bytes([1, 255, 9]) + b" 1 , 2,\t3, 4 ,5\n\n  \n7,0,255,+1,1.0e2")
+
+    # lora-adapter: [u16 config length][adapter_config.json][adapter_model.safetensors], model width 8,
+    # 2 blocks, MLP 12 (Fuzz/lora-adapter.swift).
+    width, mlp, layers = 8, 12, 2
+    features = {"query": (width, width), "key": (width, width), "value": (width, width),
+                "attention.output.dense": (width, width), "mlp.fc1": (width, mlp), "mlp.fc2": (mlp, width)}
+
+    def module_path(layer, target):
+        rel = f"attention.attention.{target}" if target in ("query", "key", "value") else target
+        return f"base_model.model.encoder.layer.{layer}.{rel}"
+
+    def adapter(name, r, targets, gated, active=lambda layer, t: True, extra=None, dtype="F32"):
+        config = {"peft_type": "LORA", "r": r, "lora_alpha": float(2 * r), "use_rslora": False,
+                  "target_modules": targets, "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False,
+                  "base_model_name_or_path": "fuzz", "inference_mode": True}
+        if gated:
+            config["selective"] = {"threshold": 0.1, "initial_score": 0.15, "active_blocks": 0, "total_blocks": 0}
+        config.update(extra or {})
+        tensors = {}
+        short = {"q": "query", "k": "key", "v": "value", "o": "attention.output.dense"}
+        for layer in range(layers):
+            for t in (short.get(t, t) for t in targets):
+                fin, fout = features[t]
+                p = module_path(layer, t)
+                if active(layer, t):
+                    tensors[p + ".lora_A.weight"] = tensor(dtype, [r, fin])
+                    tensors[p + ".lora_B.weight"] = tensor(dtype, [fout, r])
+                if gated:
+                    tensors[p + ".lora_gate"] = ("F32", [1], np.array([0.2], "<f4").tobytes())
+        cfg = json.dumps(config, indent=2, sort_keys=True).encode()
+        write("lora-adapter", name, u16(len(cfg)) + cfg + safetensors(tensors, metadata={"format": "pt"}))
+
+    adapter("qv-r2", 2, ["query", "value"], gated=False)
+    adapter("selective-all-r1", 1, list(features), gated=True, active=lambda layer, t: (layer + len(t)) % 2 == 0)
+    adapter("fc-r4-rslora", 4, ["mlp.fc1", "mlp.fc2"], gated=False, extra={"use_rslora": True})
+    adapter("short-names-f16", 2, ["q", "k", "v", "o"], gated=True, active=lambda layer, t: layer == 0, dtype="F16")
+
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
+    print(f"wrote {sum(len(fs) for _, _, fs in os.walk(ROOT))} seed files, {total} bytes, under {ROOT}")
+
+
+if __name__ == "__main__":
+    main()

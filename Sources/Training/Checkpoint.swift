@@ -1,0 +1,183 @@
+import Foundation
+import SafeTensors
+import Tensors
+import VisionTransformer
+
+/// A training checkpoint: everything a run needs to continue bit for bit — adapters (every block, active or not),
+/// gate scores, head, the backbone in `full`, every AdamW moment and per-tensor step count, the step (which fixes
+/// the position in the seeded data order and the learning-rate schedule), the configuration and a fingerprint of
+/// the base weights it started from.
+///
+/// One safetensors file per checkpoint, `checkpoints/step-00000120.safetensors`, written by rank 0 atomically
+/// (temporary file, fsync, rename, fsync of the directory): a failure while writing leaves the previous checkpoint
+/// as it was. Flat tensors named by role (`lora`, `lora.m`, `lora.v`, `scores`, …, each [count] in the
+/// in-memory layout, which is a pure function of the configuration); the rest is metadata.
+public enum Checkpoint {
+    public static let format = "selora-checkpoint-1"
+    public static let directoryName = "checkpoints"
+
+    public static func fileName(step: Int) -> String { String(format: "step-%08d.safetensors", step) }
+
+    /// Fingerprint of base weights (the backbone a run starts from).
+    public static func weightsFingerprint(_ model: ViTModel) -> String {
+        var f = Fingerprint()
+        f.add(model.params.store.storage)
+        return String(f.value, radix: 16)
+    }
+
+    /// Writes the trainer's state after `trainer.step` steps into `runDirectory/checkpoints/`, then removes all but
+    /// the newest `keep` checkpoints. Refuses to write non-finite state. Returns the file's path.
+    @discardableResult
+    public static func save(_ trainer: Trainer, runDirectory: String, baseWeights: String, keep: Int = 2) throws -> String {
+        var w = SafeTensorsWriter()
+        var meta: [String: String] = ["format": format, "step": String(trainer.step), "base_weights": baseWeights]
+        for (name, tensor) in trainer.stateTensors() {
+            guard tensor.allSatisfy({ $0.isFinite }) else {
+                throw CheckpointError(path: runDirectory, message: "state `\(name)` holds NaN or Inf at step \(trainer.step): "
+                                      + "refusing to write a checkpoint (the previous one is kept)")
+            }
+            try w.add(name, floats: tensor, shape: [tensor.count])
+        }
+        for (k, v) in trainer.stateMetadata() { meta[k] = v }
+        let dir = URL(fileURLWithPath: runDirectory).appendingPathComponent(directoryName)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw CheckpointError(path: dir.path, message: "cannot create the checkpoint directory: \(error.localizedDescription)")
+        }
+        let path = dir.appendingPathComponent(fileName(step: trainer.step)).path
+        try w.write(to: path, metadata: meta)
+        if keep > 0 {
+            for old in list(runDirectory: runDirectory).dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+        }
+        return path
+    }
+
+    /// Checkpoint files of a run, newest first: (step, path).
+    public static func list(runDirectory: String) -> [(step: Int, path: String)] {
+        let dir = URL(fileURLWithPath: runDirectory).appendingPathComponent(directoryName)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.compactMap { n -> (Int, String)? in
+            guard n.hasPrefix("step-"), n.hasSuffix(".safetensors"),
+                  let s = Int(n.dropFirst(5).dropLast(12)) else { return nil }
+            return (s, dir.appendingPathComponent(n).path)
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    /// Restores `trainer` from the newest checkpoint of `runDirectory` that loads; checkpoints that do not load
+    /// (truncated, corrupt) are skipped with a note in `skipped`. A checkpoint of another configuration or base
+    /// weights is an error, not skipped: resuming it would silently train something else.
+    public static func resumeNewest(_ trainer: Trainer, runDirectory: String) throws -> (path: String, skipped: [String]) {
+        let all = list(runDirectory: runDirectory)
+        guard !all.isEmpty else {
+            throw CheckpointError(path: runDirectory, message: "no checkpoints in \(directoryName)/ to resume from")
+        }
+        var skipped: [String] = []
+        for c in all {
+            let file: SafeTensorsFile
+            do { file = try SafeTensorsFile(path: c.path) } catch {
+                skipped.append("\(error)")
+                continue
+            }
+            try restore(trainer, from: file)
+            return (c.path, skipped)
+        }
+        throw CheckpointError(path: runDirectory, message: "no checkpoint loads:\n  " + skipped.joined(separator: "\n  "))
+    }
+
+    /// Restores `trainer` from one checkpoint file, checking format, configuration, base weights and every size.
+    public static func restore(_ trainer: Trainer, from file: SafeTensorsFile) throws {
+        func fail(_ m: String) -> CheckpointError { CheckpointError(path: file.path, message: m) }
+        guard file.metadata["format"] == format else {
+            throw fail("not a selora checkpoint (format `\(file.metadata["format"] ?? "none")`, expected `\(format)`)")
+        }
+        let expected = trainer.stateMetadata()
+        for key in ["config", "model", "weights_fingerprint"] where file.metadata[key] != expected[key] {
+            let what = ["config": "training configuration", "model": "model shape",
+                        "weights_fingerprint": "base weights (fingerprint)"][key]!
+            throw fail("checkpoint of another \(what): it has \(file.metadata[key] ?? "none"), this run has \(expected[key] ?? "none")")
+        }
+        guard let stepText = file.metadata["step"], let step = Int(stepText), step >= 0, step <= trainer.config.steps else {
+            throw fail("`step` metadata missing or outside 0…\(trainer.config.steps)")
+        }
+        var tensors: [String: [Float]] = [:]
+        for (name, current) in trainer.stateTensors() {
+            let v = try file.floats(name, expectShape: [current.count])
+            guard v.allSatisfy({ $0.isFinite }) else { throw fail("`\(name)` holds NaN or Inf") }
+            tensors[name] = v
+        }
+        try trainer.restoreState(tensors: tensors, metadata: file.metadata, step: step, path: file.path)
+    }
+}
+
+extension Trainer {
+    /// Every piece of state as a flat float array, by role. Sizes are functions of the configuration.
+    func stateTensors() -> [(String, [Float])] {
+        var out: [(String, [Float])] = [("head", head.params.storage.toArray())]
+        out += headOpt.tensors(prefix: "head")
+        if let a = adapters {
+            out.append(("lora", a.params.storage.toArray()))
+            out.append(("scores", a.scores.toArray()))
+            if let o = loraOpt { out += o.tensors(prefix: "lora") }
+            if let o = scoreOpt { out += o.tensors(prefix: "scores") }
+        }
+        if config.method == .full {
+            out.append(("base", model.params.store.storage.toArray()))
+            if let o = baseOpt { out += o.tensors(prefix: "base") }
+        }
+        return out
+    }
+
+    func stateMetadata() -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var meta: [String: String] = [
+            "config": String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self),
+            "model": String(decoding: (try? encoder.encode(model.config)) ?? Data(), as: UTF8.self),
+            "weights_fingerprint": initialWeightsFingerprint,
+            "steps.head": headOpt.steps.map(String.init).joined(separator: ","),
+        ]
+        if let o = loraOpt { meta["steps.lora"] = o.steps.map(String.init).joined(separator: ",") }
+        if let o = scoreOpt { meta["steps.scores"] = o.steps.map(String.init).joined(separator: ",") }
+        if let o = baseOpt { meta["steps.base"] = o.steps.map(String.init).joined(separator: ",") }
+        if let a = adapters { meta["active"] = a.active.map { $0 ? "1" : "0" }.joined() }
+        return meta
+    }
+
+    func restoreState(tensors: [String: [Float]], metadata: [String: String], step: Int, path: String) throws {
+        func counts(_ key: String, _ n: Int) throws -> [Int] {
+            let parts = (metadata[key] ?? "").split(separator: ",").compactMap { Int($0) }
+            guard parts.count == n, parts.allSatisfy({ $0 >= 0 && $0 <= step }) else {
+                throw CheckpointError(path: path, message: "`\(key)` must list \(n) step counts in 0…\(step)")
+            }
+            return parts
+        }
+        func copy(_ name: String, into b: FloatBuffer) { _ = b.buffer.update(fromContentsOf: tensors[name]!) }
+        copy("head", into: head.params.storage)
+        try headOpt.restore(tensors, prefix: "head", steps: counts("steps.head", headOpt.steps.count))
+        if let a = adapters {
+            copy("lora", into: a.params.storage)
+            copy("scores", into: a.scores)
+            if var o = loraOpt { try o.restore(tensors, prefix: "lora", steps: counts("steps.lora", o.steps.count)); loraOpt = o }
+            if var o = scoreOpt { try o.restore(tensors, prefix: "scores", steps: counts("steps.scores", o.steps.count)); scoreOpt = o }
+            if let mask = metadata["active"], mask.count == a.blocks.count {
+                a.active = mask.map { $0 == "1" }
+            }
+        }
+        if config.method == .full {
+            copy("base", into: model.params.store.storage)
+            if var o = baseOpt { try o.restore(tensors, prefix: "base", steps: counts("steps.base", o.steps.count)); baseOpt = o }
+        }
+        self.step = step
+    }
+}
+
+extension AdamWState {
+    func tensors(prefix: String) -> [(String, [Float])] {
+        [("\(prefix).m", m.storage.toArray()), ("\(prefix).v", v.storage.toArray())]
+    }
+
+    mutating func restore(_ t: [String: [Float]], prefix: String, steps: [Int]) throws {
+        _ = m.storage.buffer.update(fromContentsOf: t["\(prefix).m"]!)
+        _ = v.storage.buffer.update(fromContentsOf: t["\(prefix).v"]!)
+        self.steps = steps
+    }
+}
