@@ -25,7 +25,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Also compute base-weight gradients (a full fine-tune's backward).")
     var weightGradients = false
 
-    @Option(help: "Comma-separated: base (input gradients only), lora (every block on, LoRA gradients), selective (gated, score gradients, --active-percent of the blocks on).")
+    @Option(help: "Comma-separated: base (input gradients only), lora (every block on, LoRA gradients), selective (gated, score gradients, --active-percent of the blocks on), full (input and every base-weight gradient).")
     var methods = "base"
 
     @Option(help: "Active blocks (percent) for the selective case.")
@@ -41,8 +41,8 @@ struct Bench: ParsableCommand {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard rank > 0 else { throw ValidationError("--rank must be positive, got \(rank)") }
         guard activePercent >= 0, activePercent <= 100 else { throw ValidationError("--active-percent must be in 0…100, got \(activePercent)") }
-        for m in methods.split(separator: ",") where !["base", "lora", "selective"].contains(String(m)) {
-            throw ValidationError("--methods: unknown case `\(m)`; expected base, lora, selective")
+        for m in methods.split(separator: ",") where !["base", "lora", "selective", "full"].contains(String(m)) {
+            throw ValidationError("--methods: unknown case `\(m)`; expected base, lora, selective, full")
         }
         for c in cases { _ = try parseCase(c) }
     }
@@ -74,11 +74,13 @@ struct Bench: ParsableCommand {
                 model.params.store.storage[i] = (Float(state >> 8) / Float(1 << 24) - 0.5) * 0.1
             }
         }
-        let grads = weightGradients ? try model.makeGradients() : nil
+        let methodList = methods.split(separator: ",").map(String.init)
+        let grads = weightGradients || methodList.contains("full") ? try model.makeGradients() : nil
         for c in cases {
             let (size, batch) = try parseCase(c)
-            for method in methods.split(separator: ",").map(String.init) {
-                results.append(try timeCase(model: model, grads: grads, size: size, batch: batch, method: method))
+            for method in methodList {
+                let g = weightGradients || method == "full" ? grads : nil
+                results.append(try timeCase(model: model, grads: g, size: size, batch: batch, method: method))
             }
         }
         if let json {
@@ -91,7 +93,7 @@ struct Bench: ParsableCommand {
         let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size)
         var lora: LoRARun?
         var activeBlocks = 0
-        if method != "base" {
+        if method == "lora" || method == "selective" {
             var lc = LoRAConfig()
             lc.rank = rank
             let adapters = try LoRAAdapters(model: model.config, config: lc, seed: 1)
@@ -112,7 +114,7 @@ struct Bench: ParsableCommand {
         var fwds: [Double] = [], bwds: [Double] = [], peaks: [Double] = [], ratios: [Double] = []
         let flops = Double(batch) * (model.config.forwardFLOPs(tokens: acts.tokens)
             + model.config.inputGradientFLOPs(tokens: acts.tokens)
-            + (weightGradients ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
+            + (grads != nil ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
         for step in 0...steps {
             let peakNow = sgemmPeak(repeats: 2)
             lora?.zeroGradients()
@@ -129,13 +131,13 @@ struct Bench: ParsableCommand {
         let fwd = median(fwds), bwd = median(bwds), stepPeak = median(peaks), ratio = median(ratios)
         let gflops = flops / (fwd + bwd) / 1e9
         let ips = Double(batch) / (fwd + bwd)
-        let label = method == "base" ? "base" : method == "lora" ? "lora r\(rank)" : "selective r\(rank) \(activeBlocks) active"
+        let label = ["base": "base", "full": "full", "lora": "lora r\(rank)"][method] ?? "selective r\(rank) \(activeBlocks) active"
         print(String(format: "%3d px batch %3d %@: forward %.3f s, backward %.3f s, %.2f images/s, %.1f GFLOP/s (backbone); "
                      + "sgemm beside it %.1f GFLOP/s; step/sgemm %.0f%% (median of %d paired)",
                      size, batch, label, fwd, bwd, ips, gflops, stepPeak, 100 * ratio, steps))
         return ["kind": "step", "method": method, "size": size, "batch": batch, "forward_s": fwd, "backward_s": bwd,
                 "images_per_s": ips, "gflops": gflops, "sgemm_gflops": stepPeak, "fraction_of_sgemm": ratio,
-                "fractions": ratios, "weight_gradients": weightGradients, "activation_bytes": acts.bytes,
+                "fractions": ratios, "weight_gradients": grads != nil, "activation_bytes": acts.bytes,
                 "active_blocks": activeBlocks, "step_s": fwd + bwd]
     }
 

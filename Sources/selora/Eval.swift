@@ -43,7 +43,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Seed of the corrupted (OOD) copy of the target test set.")
     var oodSeed: UInt64 = 1
 
-    @Option(help: "Directory for report.json and report.md (created; must not hold a report already).")
+    @Option(help: "Directory for report.json, report.md and metrics-<method>.jsonl (created; must not hold a report already).")
     var out: String?
 
     func parsedMethods() throws -> [Method] {
@@ -77,7 +77,9 @@ struct Eval: ParsableCommand {
                 var c = base
                 c.method = m
                 log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(data.imageSize) px")
+                let metrics = comm.isRoot ? try out.map { try JSONLWriter(path: "\($0)/metrics-\(m.rawValue).jsonl") } : nil
                 let r = try proto.run(config: c) { s in
+                    try metrics?.write(s.record)
                     if s.step % 50 == 0 || s.step == c.steps - 1 {
                         log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks) reduced \(s.bytesReduced) B")
                     }
