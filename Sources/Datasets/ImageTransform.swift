@@ -60,6 +60,7 @@ public struct ImageTransform: Equatable, Sendable {
 
     /// Convenience: the transformed images as an array.
     public func apply(_ dataset: ImageDataset, indices: [Int]) -> [Float] {
+        guard !indices.isEmpty else { return [] }
         var out = [Float](repeating: 0, count: indices.count * floatsPerImage)
         out.withUnsafeMutableBufferPointer { apply(dataset, indices: indices, into: $0.baseAddress!) }
         return out

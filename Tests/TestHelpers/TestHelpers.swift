@@ -1,17 +1,13 @@
 import Foundation
+import Tensors
 
-/// SplitMix64: a tiny fixed-seed generator, so every test run sees the same numbers.
+/// A fixed-seed generator for tests (the library's SplitMix64, ``SeededRandom``), with Double helpers, so every
+/// test run sees the same numbers.
 public struct SplitMix64 {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
+    private var rng: SeededRandom
+    public init(seed: UInt64) { rng = SeededRandom(seed: seed) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { rng.next() }
 
     /// Uniform in [0, 1).
     public mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }

@@ -10,19 +10,7 @@ final class LoRAGradientTests: XCTestCase {
                            positionGrid: 3, layerNormEps: 1e-6)
     let batch = 2, height = 4, width = 6
 
-    func setUpModel(_ rng: inout TestRNG) throws -> (ViTModel, [String: [Double]]) {
-        let model = try ViTModel(config: config)
-        var params: [String: [Double]] = [:]
-        for e in model.params.store.layout.entries {
-            var v = rng.array(e.count, -0.5, 0.5)
-            if e.name.hasSuffix("norm1.weight") || e.name.hasSuffix("norm2.weight") || e.name == "layernorm.weight" {
-                v = v.map { 1 + $0 }
-            }
-            params[e.name] = v
-            _ = model.params.store.buffer(e.name).update(fromContentsOf: v.map(Float.init))
-        }
-        return (model, params)
-    }
+    func setUpModel(_ rng: inout TestRNG) throws -> (ViTModel, [String: [Double]]) { try randomTinyModel(config, &rng) }
 
     func testGatedLoRAGradients() throws {
         var rng = TestRNG(seed: 99)

@@ -12,16 +12,7 @@ final class ModelGradientTests: XCTestCase {
 
     func testForwardAndEveryGradient() throws {
         var rng = TestRNG(seed: 7)
-        let model = try ViTModel(config: config)
-        var params: [String: [Double]] = [:]
-        for e in model.params.store.layout.entries {
-            var v = rng.array(e.count, -0.5, 0.5)
-            if e.name.hasSuffix("norm1.weight") || e.name.hasSuffix("norm2.weight") || e.name == "layernorm.weight" {
-                v = v.map { 1 + $0 }
-            }
-            params[e.name] = v
-            _ = model.params.store.buffer(e.name).update(fromContentsOf: v.map(Float.init))
-        }
+        let (model, params) = try randomTinyModel(config, &rng)
         let pixels = rng.array(batch * 3 * height * width, -2, 2)
         let acts = try ViTActivations(config: config, batch: batch, height: height, width: width)
         XCTAssertEqual(acts.tokens, 7)

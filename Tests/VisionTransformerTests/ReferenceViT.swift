@@ -162,3 +162,18 @@ enum Ref {
 }
 
 typealias TestRNG = SplitMix64
+
+/// A tiny ViT with random parameters (LayerNorm weights around 1), and the same values in Double by name.
+func randomTinyModel(_ config: ViTConfig, _ rng: inout TestRNG) throws -> (ViTModel, [String: [Double]]) {
+    let model = try ViTModel(config: config)
+    var params: [String: [Double]] = [:]
+    for e in model.params.store.layout.entries {
+        var v = rng.array(e.count, -0.5, 0.5)
+        if e.name.hasSuffix("norm1.weight") || e.name.hasSuffix("norm2.weight") || e.name == "layernorm.weight" {
+            v = v.map { 1 + $0 }
+        }
+        params[e.name] = v
+        _ = model.params.store.buffer(e.name).update(fromContentsOf: v.map(Float.init))
+    }
+    return (model, params)
+}
