@@ -28,10 +28,14 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
 from safetensors.numpy import load_file
+
+# PEFT calls a transformers property that transformers 5 deprecates: not this script's business.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -60,6 +60,13 @@ extension LoRAAdapters {
         func fail(_ m: String) -> CheckpointError { CheckpointError(path: configPath, message: m) }
         var c = LoRAConfig()
         guard let r = json["r"] as? Int, r > 0 else { throw fail("`r` must be a positive integer, got \(json["r"] ?? "nothing")") }
+        // Checked before anything is allocated: every block's A and B hold r × (in + out) floats, so a hostile `r`
+        // would otherwise overflow the layout arithmetic or ask for terabytes. No Linear of the model is wider than
+        // this, so a larger rank cannot add anything.
+        let widest = max(model.hiddenSize, model.mlpSize)
+        guard r <= widest else {
+            throw fail("`r` is \(r); expected at most \(widest), the widest layer of this model (\(model))")
+        }
         c.rank = r
         guard let alpha = (json["lora_alpha"] as? NSNumber)?.floatValue, alpha > 0 else {
             throw fail("`lora_alpha` must be a positive number, got \(json["lora_alpha"] ?? "nothing")")
