@@ -31,6 +31,14 @@ enum FuzzScratch {
     }
 }
 
+/// With SELORA_FUZZ_VERBOSE=1 in the environment, targets print what each input led to (for replaying inputs).
+/// The message is built either way: error descriptions are code under test too.
+let fuzzVerbose = ProcessInfo.processInfo.environment["SELORA_FUZZ_VERBOSE"] == "1"
+
+func fuzzNote(_ message: String) {
+    if fuzzVerbose { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+}
+
 /// Reads a fuzz input front to back: a few parameter bytes (0 when the input is shorter), then the files.
 struct FuzzInput {
     let bytes: UnsafeBufferPointer<UInt8>

@@ -23,8 +23,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         precondition(checked == d && d.height == side && d.width == side)
         if let limit { precondition(d.count <= limit) }
         if d.count > 0 { _ = d.normalizedPixels(); _ = d.classCounts() }
+        fuzzNote("loaded \(d.count) images of \(d.height)×\(d.width)")
     } catch let e as DatasetError {
         precondition(e.description.hasPrefix(e.path + ": "), "error without its path: \(e)")
+        fuzzNote("error: \(e)")
     } catch {
         fatalError("loadCSV threw a non-DatasetError: \(error)")
     }

@@ -20,8 +20,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         precondition(checked == d)
         if let limit { precondition(d.count <= limit) }
         if d.count > 0 { _ = d.normalizedImage(d.count - 1); _ = d.classCounts() }
+        fuzzNote("loaded \(d.count) images of \(d.height)×\(d.width)")
     } catch let e as DatasetError {
         precondition(e.description.hasPrefix(e.path + ": "), "error without its path: \(e)")
+        fuzzNote("error: \(e)")
     } catch {
         fatalError("loadIDX threw a non-DatasetError: \(error)")
     }

@@ -18,13 +18,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         try! adapters.config.validate()
         precondition(adapters.model == model && adapters.blocks.count == model.numLayers * adapters.config.targets.count)
         precondition(adapters.params.storage.buffer.allSatisfy { $0.isFinite })
-        _ = adapters.activeParameterCount
+        fuzzNote("loaded \(adapters.blocks.count) blocks, \(adapters.activeCount) active, rank \(adapters.config.rank)")
     } catch let e as CheckpointError {
-        _ = e.description
+        fuzzNote("error: \(e)")
     } catch let e as SafeTensorsError {
-        _ = e.description
+        fuzzNote("error: \(e)")
     } catch let e as ViTError {
-        _ = e.description
+        fuzzNote("error: \(e)")
     } catch {
         fatalError("LoRAAdapters.load threw an unexpected error type: \(type(of: error)) \(error)")
     }

@@ -11,6 +11,9 @@ final class ByteReader {
     private var file: gzFile?
     /// Bytes delivered so far (decompressed).
     private(set) var offset = 0
+    /// Size of the file on disk when it is a regular file (for an uncompressed file, an upper bound on what
+    /// can be read; see ``isCompressed``).
+    let fileSize: Int?
 
     init(path: String) throws {
         self.path = path
@@ -23,6 +26,7 @@ final class ByteReader {
         if statResult == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
             throw DatasetError(path: path, .unreadable(reason: "is a directory; expected a file"))
         }
+        fileSize = statResult == 0 && (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : nil
         guard let f = gzopen(path, "rb") else {
             throw DatasetError(path: path, .unreadable(reason: String(cString: strerror(errno))))
         }

@@ -41,9 +41,18 @@ extension ImageDataset {
 
         // Pixels, read in chunks so a lying header cannot make us allocate more than the file holds (+ one chunk).
         let pixelCount = n * perImage.partialValue
-        var pixels = [UInt8]()
-        pixels.reserveCapacity(min(pixelCount, 1 << 26))
         let chunkSize = 1 << 22
+        // An uncompressed file cannot hold more than its size: a header promising more is rejected before anything
+        // is allocated, with the error reading would give (a 16-byte header claiming 4e9 images used to reserve
+        // 64 MiB first). A gzip stream's length is unknown until read, so its buffer grows with what it delivers.
+        if !imageReader.isCompressed, let size = imageReader.fileSize, pixelCount > size - 16 {
+            let image = max(0, size - 16) / perImage.partialValue
+            throw DatasetError(path: images, .truncated(what: "image \(image) of \(count) (\(rows)×\(columns) bytes each)",
+                                                        expectedBytes: 16 + (image + 1) * perImage.partialValue,
+                                                        foundBytes: 16 + max(0, size - 16)))
+        }
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(imageReader.isCompressed ? min(pixelCount, chunkSize) : pixelCount)
         while pixels.count < pixelCount {
             let want = min(chunkSize, pixelCount - pixels.count)
             let got = try imageReader.read(count: want)

@@ -144,8 +144,9 @@ extension Trainer {
 
     func restoreState(tensors: [String: [Float]], metadata: [String: String], step: Int, path: String) throws {
         func counts(_ key: String, _ n: Int) throws -> [Int] {
-            let parts = (metadata[key] ?? "").split(separator: ",").compactMap { Int($0) }
-            guard parts.count == n, parts.allSatisfy({ $0 >= 0 && $0 <= step }) else {
+            let fields = (metadata[key] ?? "").split(separator: ",", omittingEmptySubsequences: false)
+            let parts = fields.compactMap { Int($0) }
+            guard fields.count == n, parts.count == n, parts.allSatisfy({ $0 >= 0 && $0 <= step }) else {
                 throw CheckpointError(path: path, message: "`\(key)` must list \(n) step counts in 0…\(step)")
             }
             return parts
@@ -158,7 +159,10 @@ extension Trainer {
             copy("scores", into: a.scores)
             if var o = loraOpt { try o.restore(tensors, prefix: "lora", steps: counts("steps.lora", o.steps.count)); loraOpt = o }
             if var o = scoreOpt { try o.restore(tensors, prefix: "scores", steps: counts("steps.scores", o.steps.count)); scoreOpt = o }
-            if let mask = metadata["active"], mask.count == a.blocks.count {
+            if config.method == .selective {
+                guard let mask = metadata["active"], mask.count == a.blocks.count, mask.allSatisfy({ $0 == "0" || $0 == "1" }) else {
+                    throw CheckpointError(path: path, message: "`active` must be \(a.blocks.count) characters of 0 and 1")
+                }
                 a.active = mask.map { $0 == "1" }
             }
         }
