@@ -50,7 +50,7 @@ let package = Package(
             ],
             path: "Sources/selora"),
 
-        .target(name: "TestHelpers", dependencies: ["Tensors"], path: "Tests/TestHelpers"),
+        .target(name: "TestHelpers", dependencies: ["Tensors", "Datasets", "VisionTransformer"], path: "Tests/TestHelpers"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels", "TestHelpers"], path: "Tests/KernelsTests"),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),

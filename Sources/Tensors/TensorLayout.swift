@@ -56,6 +56,12 @@ public final class TensorStore {
         return storage.base + e.offset
     }
 
+    /// Tensor `i` of the layout (no name lookup: for per-step loops).
+    public func buffer(_ i: Int) -> UnsafeMutableBufferPointer<Float> {
+        let e = layout.entries[i]
+        return UnsafeMutableBufferPointer(start: storage.base + e.offset, count: e.count)
+    }
+
     public func buffer(_ name: String) -> UnsafeMutableBufferPointer<Float> {
         guard let e = layout.entry(name) else { preconditionFailure("TensorStore: no tensor \(name)") }
         return UnsafeMutableBufferPointer(start: storage.base + e.offset, count: e.count)

@@ -9,8 +9,7 @@ public func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int
     var total = 0.0, correct = 0
     for i in 0..<rows {
         let z = logits + i * classes
-        var best = 0
-        for c in 1..<classes where z[c] > z[best] { best = c }
+        let best = argmax(z, count: classes)
         let m = Double(z[best])
         var sum = 0.0
         for c in 0..<classes { sum += exp(Double(z[c]) - m) }
@@ -26,4 +25,12 @@ public func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int
         }
     }
     return (total / Double(max(rows, 1)), correct)
+}
+
+/// Index of the largest of `count` values (the first one on ties).
+@inline(__always)
+public func argmax(_ x: UnsafePointer<Float>, count: Int) -> Int {
+    var best = 0
+    for c in 1..<count where x[c] > x[best] { best = c }
+    return best
 }

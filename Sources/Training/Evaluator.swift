@@ -76,9 +76,7 @@ public final class Evaluator {
         var correct = 0.0
         forEachOutput(data, indices: mine) { i, s in
             head.forward(&logits, hidden: s, batch: 1, tokens: tokens)
-            var best = 0
-            for c in 1..<head.classes where logits[c] > logits[best] { best = c }
-            if best == Int(data.labels[i]) { correct += 1 }
+            if argmax(logits, count: head.classes) == Int(data.labels[i]) { correct += 1 }
         }
         var counts = [correct, Double(mine.count)]
         try comm.allSum(&counts)

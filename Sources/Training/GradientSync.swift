@@ -67,13 +67,14 @@ public final class GradientSync {
         }, afterBlock: { layer in
             self.timed {
                 if let a = adapters, let g = self.trainer.run?.grads {
-                    let blocks = a.blocks.filter { $0.layer == layer }
-                    for b in blocks where a.active[b.index] {
-                        self.pack(g.buffer(b.aName))
-                        self.pack(g.buffer(b.bName))
+                    let range = a.layerBlocks[layer]
+                    for i in range where a.active[i] {
+                        let t = a.tensorIndices(a.blocks[i])
+                        self.pack(g.buffer(t.a))
+                        self.pack(g.buffer(t.b))
                     }
-                    if let sg = self.trainer.run?.scoreGrads, let first = blocks.first {
-                        self.pack(UnsafeMutableBufferPointer(start: sg.base + first.index, count: blocks.count))
+                    if let sg = self.trainer.run?.scoreGrads, !range.isEmpty {
+                        self.pack(UnsafeMutableBufferPointer(start: sg.base + range.lowerBound, count: range.count))
                     }
                 }
                 if let g = self.trainer.baseGrads {

@@ -100,10 +100,8 @@ public struct LinearProbe {
         let rows = x.count / features
         var out = [Float](repeating: 0, count: rows * classes)
         logits(standardized: standardize(x), rows: rows, into: &out)
-        return (0..<rows).map { i in
-            var best = 0
-            for c in 1..<classes where out[i * classes + c] > out[i * classes + best] { best = c }
-            return Int32(best)
+        return out.withUnsafeBufferPointer { o in
+            (0..<rows).map { Int32(argmax(o.baseAddress! + $0 * classes, count: classes)) }
         }
     }
 

@@ -163,10 +163,12 @@ public final class Trainer {
         let factor = schedule.factor(step)
         let lr = config.lr * factor
         let opt = AdamW(lr: lr, weightDecay: config.weightDecay)
-        headOpt.update(head.params, grads: headGrads, optimizer: opt)
+        headOpt.updateAll(head.params, grads: headGrads, optimizer: opt)
         if let a = adapters, let g = run?.grads {
             for b in a.blocks where a.active[b.index] {
-                loraOpt?.update(a.params, grads: g, names: [b.aName, b.bName], optimizer: opt)
+                let t = a.tensorIndices(b)
+                loraOpt?.update(a.params, grads: g, tensor: t.a, optimizer: opt)
+                loraOpt?.update(a.params, grads: g, tensor: t.b, optimizer: opt)
             }
             if let sg = run?.scoreGrads {
                 scoreOpt?.update(a.scores.buffer, grad: sg.buffer, tensor: 0,
@@ -174,8 +176,8 @@ public final class Trainer {
             }
         }
         if let g = baseGrads {
-            baseOpt?.update(model.params.store, grads: g.store, optimizer: AdamW(lr: config.fullLR * factor,
-                                                                                   weightDecay: config.weightDecay))
+            baseOpt?.updateAll(model.params.store, grads: g.store, optimizer: AdamW(lr: config.fullLR * factor,
+                                                                                      weightDecay: config.weightDecay))
         }
         step += 1
         return (lr, norm)
@@ -215,15 +217,17 @@ struct AdamWState {
         steps = [Int](repeating: 0, count: layout.entries.count)
     }
 
-    /// Updates the named tensors of `params` (all when `names` is nil) from `grads` (same layout).
-    mutating func update(_ params: TensorStore, grads: TensorStore, names: [String]? = nil, optimizer: AdamW) {
-        let entries = names.map { $0.compactMap { params.layout.entry($0) } } ?? params.layout.entries
-        for e in entries {
-            guard let i = params.layout.entries.firstIndex(of: e) else { continue }
-            steps[i] += 1
-            optimizer.step(params.pointer(e.name), grads.pointer(e.name), m: m.pointer(e.name), v: v.pointer(e.name),
-                           count: e.count, t: steps[i])
-        }
+    /// Updates tensor `i` of the layout (params, grads and moments share it).
+    mutating func update(_ params: TensorStore, grads: TensorStore, tensor i: Int, optimizer: AdamW) {
+        let e = params.layout.entries[i]
+        steps[i] += 1
+        optimizer.step(params.storage.base + e.offset, grads.storage.base + e.offset, m: m.storage.base + e.offset,
+                       v: v.storage.base + e.offset, count: e.count, t: steps[i])
+    }
+
+    /// Updates every tensor of the layout.
+    mutating func updateAll(_ params: TensorStore, grads: TensorStore, optimizer: AdamW) {
+        for i in params.layout.entries.indices { update(params, grads: grads, tensor: i, optimizer: optimizer) }
     }
 
     /// Updates a flat tensor that lives outside a store (the scores) as tensor `tensor` of this state.

@@ -28,6 +28,8 @@ public final class LoRAAdapters {
     public var active: [Bool]
     /// blockIndex[layer][target] (nil when that Linear has no block).
     let blockIndex: [[LoRATarget: Int]]
+    /// The blocks of each layer, as a range of block indices (blocks are numbered layer by layer).
+    public let layerBlocks: [Range<Int>]
 
     /// A (Kaiming-uniform, a = √5, i.e. U(±1/√in), as PEFT and `nn.Linear` initialise) from `seed`, B = 0,
     /// every score at `config.initialScore`, every block active.
@@ -46,7 +48,13 @@ public final class LoRAAdapters {
         }
         self.blocks = blocks
         self.blockIndex = index
-        params = try TensorStore(layout: LoRAAdapters.layout(blocks, rank: config.rank))
+        layerBlocks = (0..<model.numLayers).map { l in
+            let first = blocks.firstIndex { $0.layer == l } ?? blocks.count
+            return first..<(blocks.lastIndex { $0.layer == l }.map { $0 + 1 } ?? first)
+        }
+        let store = try TensorStore(layout: LoRAAdapters.layout(blocks, rank: config.rank))
+        precondition(blocks.allSatisfy { store.layout.entries[2 * $0.index].name == $0.aName }, "LoRA layout order")
+        params = store
         scores = try FloatBuffer(count: blocks.count)
         active = [Bool](repeating: true, count: blocks.count)
         var rng = SeededRandom(seed: seed, stream: "lora-init")
@@ -56,6 +64,9 @@ public final class LoRAAdapters {
             scores[b.index] = config.initialScore
         }
     }
+
+    /// Positions of a block's A and B in ``params``' layout (A then B, block after block).
+    public func tensorIndices(_ b: Block) -> (a: Int, b: Int) { (2 * b.index, 2 * b.index + 1) }
 
     static func layout(_ blocks: [Block], rank: Int) -> TensorLayout {
         var l = TensorLayout()

@@ -81,9 +81,10 @@ struct Probe: ParsableCommand {
         let vit = try model.loadModel(log: log)
         let (train, test) = try data.load()
         log.info("data: \(train.count) training and \(test.count) test images, \(train.height)×\(train.width) → \(data.imageSize)×\(data.imageSize)")
-        let extractor = try FeatureExtractor(model: vit, size: data.imageSize, batch: batchSize)
+        let extractor = try Evaluator(model: vit, adapters: nil, size: data.imageSize, batch: batchSize)
+        let featureCount = 2 * vit.config.hiddenSize
         let t0 = Date()
-        let trainX = extractor.features(train), testX = extractor.features(test)
+        let trainX = try extractor.probeFeatures(train), testX = try extractor.probeFeatures(test)
         let seconds = Date().timeIntervalSince(t0)
         let imagesPerSecond = Double(train.count + test.count) / seconds
         log.info("features: \(train.count + test.count) images in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", imagesPerSecond)) images/s)")
@@ -102,7 +103,7 @@ struct Probe: ParsableCommand {
             log.info("\(what) probe: validation accuracy by weight decay \(table) → \(r.weightDecay)")
             return r.probe
         }
-        let probe = fit(trainX, extractor.featureCount, "feature")
+        let probe = fit(trainX, featureCount, "feature")
         let accuracy = probe.accuracy(testX, labels: test.labels)
         let pixelProbe = fit(train.normalizedPixels(), train.pixelsPerImage, "pixel")
         let pixelAccuracy = pixelProbe.accuracy(test.normalizedPixels(), labels: test.labels)
@@ -126,42 +127,5 @@ struct Probe: ParsableCommand {
             let bytes = try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys])
             try bytes.write(to: URL(fileURLWithPath: json), options: .atomic)
         }
-    }
-}
-
-/// Backbone features of a labelled image set: [CLS token ; mean of the patch tokens] after the final LayerNorm
-/// (what Hugging Face `Dinov2ForImageClassification` feeds its head).
-struct FeatureExtractor {
-    let model: ViTModel
-    let transform: ImageTransform
-    let acts: ViTActivations
-    var featureCount: Int { 2 * model.config.hiddenSize }
-
-    init(model: ViTModel, size: Int, batch: Int) throws {
-        self.model = model
-        transform = ImageTransform(height: size, width: size)
-        acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, training: false)
-    }
-
-    func features(_ data: ImageDataset) -> [Float] {
-        let d = model.config.hiddenSize, t = acts.tokens, b = acts.batch
-        var out = [Float](repeating: 0, count: data.count * 2 * d)
-        var pixels = [Float](repeating: 0, count: b * transform.floatsPerImage)
-        for start in stride(from: 0, to: data.count, by: b) {
-            let k = min(b, data.count - start)
-            // A short last batch leaves stale images in the tail of `pixels`: they are computed and ignored.
-            pixels.withUnsafeMutableBufferPointer {
-                transform.apply(data, indices: Array(start..<(start + k)), into: $0.baseAddress!)
-            }
-            let h = model.forward(pixels, acts)
-            for i in 0..<k {
-                let tokens = h + i * t * d
-                let f = (start + i) * 2 * d
-                for j in 0..<d { out[f + j] = tokens[j] }
-                for p in 1..<t { for j in 0..<d { out[f + d + j] += tokens[p * d + j] } }
-                for j in 0..<d { out[f + d + j] /= Float(t - 1) }
-            }
-        }
-        return out
     }
 }

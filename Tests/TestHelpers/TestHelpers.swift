@@ -52,3 +52,35 @@ public func worstRatio(_ a: [Double], _ b: [Double], atol: Double, rtol: Double)
 }
 
 public func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+
+import Datasets
+import VisionTransformer
+
+extension ViTConfig {
+    /// A 2-block, width-8 ViT with 2×2 patches and a 3×3 position grid: every code path, milliseconds per step.
+    public static let tiny = ViTConfig(hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                                       positionGrid: 3, layerNormEps: 1e-6)
+}
+
+/// A tiny ViT with seeded random parameters: N(0, 0.3²), LayerNorm weights around 1.
+public func randomTinyViT(seed: UInt64 = 1) throws -> ViTModel {
+    let m = try ViTModel(config: .tiny)
+    var rng = SeededRandom(seed: seed)
+    for e in m.params.store.layout.entries {
+        let b = m.params.store.buffer(e.name)
+        let around: Float = e.name.contains("norm") && e.name.hasSuffix("weight") ? 1 : 0
+        for i in 0..<b.count { b[i] = around + 0.3 * rng.normal() }
+    }
+    return m
+}
+
+/// `count` random 8×8 gray images, labels cycling through `classes`.
+public func randomImageSet(count: Int, classes: Int = 3, seed: UInt64 = 5) throws -> ImageDataset {
+    var rng = SeededRandom(seed: seed)
+    var px: [UInt8] = [], labels: [Int32] = []
+    for i in 0..<count {
+        for _ in 0..<64 { px.append(UInt8(rng.uniform(0, 255))) }
+        labels.append(Int32(i % classes))
+    }
+    return try ImageDataset(height: 8, width: 8, pixels: px, labels: labels, numClasses: classes)
+}

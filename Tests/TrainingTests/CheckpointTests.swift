@@ -3,6 +3,7 @@ import Datasets
 import Foundation
 import SafeTensors
 import Tensors
+import TestHelpers
 import Training
 import VisionTransformer
 import XCTest
@@ -19,19 +20,8 @@ final class CheckpointTests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    func model(seed: UInt64 = 1) throws -> ViTModel {
-        let m = try ViTModel(config: vit)
-        var rng = SeededRandom(seed: seed)
-        for i in 0..<m.params.store.storage.count { m.params.store.storage[i] = 0.3 * rng.normal() }
-        return m
-    }
-
-    func data() throws -> ImageDataset {
-        var rng = SeededRandom(seed: 5)
-        var px: [UInt8] = [], labels: [Int32] = []
-        for i in 0..<24 { for _ in 0..<64 { px.append(UInt8(rng.uniform(0, 255))) }; labels.append(Int32(i % 3)) }
-        return try ImageDataset(height: 8, width: 8, pixels: px, labels: labels, numClasses: 3)
-    }
+    func model(seed: UInt64 = 1) throws -> ViTModel { try randomTinyViT(seed: seed) }
+    func data() throws -> ImageDataset { try randomImageSet(count: 24) }
 
     func config(_ m: Method) -> TrainingConfig {
         var c = TrainingConfig()

@@ -12,15 +12,7 @@ final class SelectiveTrainingTests: XCTestCase {
     let vit = ViTConfig(hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
                         positionGrid: 3, layerNormEps: 1e-6)
 
-    func tinyModel(seed: UInt64 = 1) throws -> ViTModel {
-        let m = try ViTModel(config: vit)
-        var rng = SeededRandom(seed: seed)
-        for e in m.params.store.layout.entries {
-            let b = m.params.store.buffer(e.name)
-            for i in 0..<b.count { b[i] = (e.name.contains("norm") && e.name.hasSuffix("weight") ? 1 : 0) + 0.3 * rng.normal() }
-        }
-        return m
-    }
+    func tinyModel(seed: UInt64 = 1) throws -> ViTModel { try randomTinyViT(seed: seed) }
 
     func batch(_ n: Int, seed: UInt64) -> ([Float], [Int32]) {
         var rng = SeededRandom(seed: seed)
@@ -243,9 +235,7 @@ final class GradientSyncTests: XCTestCase {
         var c = TrainingConfig()
         c.lora.rank = 2; c.steps = 12; c.batchSize = 4; c.warmupSteps = 1; c.penaltyStartStep = 2; c.scoreLR = 0.05
         c.penalty = 20
-        var pixels: [UInt8] = [], labels: [Int32] = []
-        for i in 0..<16 { for _ in 0..<64 { pixels.append(UInt8(rng.uniform(0, 255))) }; labels.append(Int32(i % 3)) }
-        let data = try ImageDataset(height: 8, width: 8, pixels: pixels, labels: labels, numClasses: 3)
+        let data = try randomImageSet(count: 16, seed: 2)
         let dp = try DataParallelTrainer(comm: SingleProcessCommunicator(), model: model, data: data, size: 4, config: c)
         var seen: [Int] = []
         try dp.run { s in
