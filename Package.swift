@@ -5,7 +5,8 @@ import PackageDescription
 //   SafeTensors                      — the file format, no math
 //   Tensors                          — buffers + OpenBLAS + SIMD element-wise kernels (CKernels), seeded RNG
 //   Datasets                         — image sets (IDX/CSV), transforms, corruptions, epoch sampling
-//   VisionTransformer                — layers, the ViT, weight loading (never imports MPI)
+//   Tokenizers                       — CLIP's byte-level BPE tokenizer (text → token ids)
+//   VisionTransformer                — layers, the ViT and CLIP towers, weight loading (never imports MPI)
 //   Communication                    — rank / size / allSum over Open MPI (never imports the model)
 //   Training                         — the training loop: losses, optimizers, probes, data-parallel gradient sync;
 //                                      the only module that holds both the model and the communicator
@@ -36,15 +37,17 @@ let package = Package(
         .target(name: "SafeTensors", path: "Sources/SafeTensors"),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], path: "Sources/Datasets"),
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Tensors"),
+        .target(name: "Tokenizers", dependencies: ["CZlib"], path: "Sources/Tokenizers"),
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
         .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),
-        .target(name: "Training", dependencies: ["VisionTransformer", "Tensors", "Datasets", "SafeTensors", "Communication"],
+        .target(name: "Training", dependencies: ["VisionTransformer", "Tensors", "Datasets", "SafeTensors", "Communication",
+                                                 "Tokenizers"],
                 path: "Sources/Training"),
         .executableTarget(
             name: "selora",
             dependencies: [
-                "VisionTransformer", "Tensors", "SafeTensors", "Datasets", "Communication", "Training",
+                "VisionTransformer", "Tensors", "SafeTensors", "Datasets", "Communication", "Training", "Tokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -57,7 +60,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers", "VisionTransformer", "SafeTensors", "Tensors",
                                                         "Datasets", "Communication"], path: "Tests/TrainingTests"),
         .testTarget(name: "VisionTransformerTests",
-                    dependencies: ["VisionTransformer", "Tensors", "SafeTensors", "TestHelpers"],
+                    dependencies: ["VisionTransformer", "Tensors", "SafeTensors", "TestHelpers", "Tokenizers"],
                     path: "Tests/VisionTransformerTests"),
     ],
     swiftLanguageModes: [.v5]

@@ -31,6 +31,7 @@
 #define V_ADD(a, b) ((a) + (b))
 #define V_SUB(a, b) ((a) - (b))
 #define V_MUL(a, b) ((a) * (b))
+#define V_DIV(a, b) ((a) / (b))
 #define V_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define V_FMA(a, b, c) ((a) * (b) + (c))   // no hardware FMA assumed; fmaf() would be a slow library call
 #define V_HSUM(v) (v)
@@ -95,6 +96,7 @@ static inline __m256i ck_tail_avx2(size_t k) {
 #define V_ADD(a, b) _mm256_add_ps((a), (b))
 #define V_SUB(a, b) _mm256_sub_ps((a), (b))
 #define V_MUL(a, b) _mm256_mul_ps((a), (b))
+#define V_DIV(a, b) _mm256_div_ps((a), (b))
 #define V_MAX(a, b) _mm256_max_ps((a), (b))
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define V_HSUM(v) ck_hsum_avx2(v)
@@ -127,6 +129,7 @@ extern __m512 Sleef_erff16_u10avx512f(__m512) CK_CONST;
 #define V_ADD(a, b) _mm512_add_ps((a), (b))
 #define V_SUB(a, b) _mm512_sub_ps((a), (b))
 #define V_MUL(a, b) _mm512_mul_ps((a), (b))
+#define V_DIV(a, b) _mm512_div_ps((a), (b))
 #define V_MAX(a, b) _mm512_max_ps((a), (b))
 #define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
@@ -145,6 +148,8 @@ typedef struct {
     const char *name;
     void (*gelu_forward)(const float *, float *, size_t);
     void (*gelu_backward)(const float *, const float *, float *, size_t);
+    void (*quick_gelu_forward)(const float *, float *, size_t);
+    void (*quick_gelu_backward)(const float *, const float *, float *, size_t);
     void (*softmax_rows)(float *, size_t, size_t, size_t, float);
     void (*softmax_backward_rows)(const float *, float *, size_t, size_t, size_t, float);
     void (*layernorm_forward)(const float *, float *, float *, float *, const float *, const float *, size_t,
@@ -154,7 +159,8 @@ typedef struct {
 } ck_impl;
 
 #define CK_IMPL(isa)                                                                                           \
-    { #isa, gelu_forward_##isa, gelu_backward_##isa, softmax_rows_##isa, softmax_backward_rows_##isa,          \
+    { #isa, gelu_forward_##isa, gelu_backward_##isa, quick_gelu_forward_##isa, quick_gelu_backward_##isa,       \
+      softmax_rows_##isa, softmax_backward_rows_##isa,          \
       layernorm_forward_##isa, layernorm_backward_##isa }
 
 // Ordered from lowest to highest level.
@@ -233,6 +239,12 @@ void ck_gelu_forward(const float *x, float *y, size_t n) { ck_impl_get()->gelu_f
 
 void ck_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
     ck_impl_get()->gelu_backward(x, dy, dx, n);
+}
+
+void ck_quick_gelu_forward(const float *x, float *y, size_t n) { ck_impl_get()->quick_gelu_forward(x, y, n); }
+
+void ck_quick_gelu_backward(const float *x, const float *dy, float *dx, size_t n) {
+    ck_impl_get()->quick_gelu_backward(x, dy, dx, n);
 }
 
 void ck_softmax_rows(float *s, size_t rows, size_t cols, size_t ld, float scale) {

@@ -8,7 +8,7 @@
 //   V_TAIL(k)                   mask of the first k lanes (0 < k < VW)
 //   V_LOADM(p, m), V_STOREM(p, m, v)   masked load (dead lanes read as 0, never touch memory) / masked store
 //   V_SEL(m, a, b)              lane-wise m ? a : b
-//   V_ADD, V_SUB, V_MUL, V_MAX, V_FMA(a, b, c) = a·b + c
+//   V_ADD, V_SUB, V_MUL, V_DIV, V_MAX, V_FMA(a, b, c) = a·b + c
 //   V_HSUM(v), V_HMAX(v)        horizontal sum / max → float
 //   V_EXP(v), V_ERF(v)          exp and erf (SLEEF, 1.0 ULP; libm in the scalar build)
 // Every loop runs full vectors, then at most one masked tail vector; this file #undefs the vocabulary at its end.
@@ -46,6 +46,39 @@ static void CK_FN(gelu_backward)(const float *x, const float *dy, float *dx, siz
     if (i < n) {
         VM m = V_TAIL(n - i);
         V_STOREM(dx + i, m, CK_FN(gelu_grad_v)(V_LOADM(x + i, m), V_LOADM(dy + i, m)));
+    }
+}
+
+#define CK_QUICK_GELU_K 1.702f
+
+/// QuickGELU (OpenAI CLIP): y = x·σ(1.702·x) = x / (1 + exp(−1.702·x)).
+static inline VF CK_FN(quick_gelu_v)(VF x) {
+    return V_DIV(x, V_ADD(V_SET1(1.0f), V_EXP(V_MUL(x, V_SET1(-CK_QUICK_GELU_K)))));
+}
+
+/// dx = dy·(σ + 1.702·x·σ·(1 − σ)),  σ = σ(1.702·x).
+static inline VF CK_FN(quick_gelu_grad_v)(VF x, VF dy) {
+    VF one = V_SET1(1.0f);
+    VF sig = V_DIV(one, V_ADD(one, V_EXP(V_MUL(x, V_SET1(-CK_QUICK_GELU_K)))));
+    VF kx = V_MUL(x, V_SET1(CK_QUICK_GELU_K));
+    return V_MUL(dy, V_FMA(V_MUL(kx, sig), V_SUB(one, sig), sig));
+}
+
+static void CK_FN(quick_gelu_forward)(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + VW <= n; i += VW) V_STORE(y + i, CK_FN(quick_gelu_v)(V_LOAD(x + i)));
+    if (i < n) {
+        VM m = V_TAIL(n - i);
+        V_STOREM(y + i, m, CK_FN(quick_gelu_v)(V_LOADM(x + i, m)));
+    }
+}
+
+static void CK_FN(quick_gelu_backward)(const float *x, const float *dy, float *dx, size_t n) {
+    size_t i = 0;
+    for (; i + VW <= n; i += VW) V_STORE(dx + i, CK_FN(quick_gelu_grad_v)(V_LOAD(x + i), V_LOAD(dy + i)));
+    if (i < n) {
+        VM m = V_TAIL(n - i);
+        V_STOREM(dx + i, m, CK_FN(quick_gelu_grad_v)(V_LOADM(x + i, m), V_LOADM(dy + i, m)));
     }
 }
 
@@ -218,6 +251,7 @@ static void CK_FN(layernorm_backward)(const float *x, const float *dy, float *dx
 
 #undef CK_SQRT1_2
 #undef CK_INV_SQRT_2PI
+#undef CK_QUICK_GELU_K
 #undef CK_FN
 #undef VF
 #undef VM
@@ -233,6 +267,7 @@ static void CK_FN(layernorm_backward)(const float *x, const float *dy, float *dx
 #undef V_ADD
 #undef V_SUB
 #undef V_MUL
+#undef V_DIV
 #undef V_MAX
 #undef V_FMA
 #undef V_HSUM

@@ -1,5 +1,13 @@
 import CKernels
 
+/// The MLP activation of a transformer block.
+public enum Activation: String, Codable, Sendable, CaseIterable {
+    /// Exact GELU, x·Φ(x) (PyTorch `nn.GELU()`).
+    case gelu
+    /// QuickGELU, x·σ(1.702·x): OpenAI CLIP's (and every `openai/clip-*` checkpoint's) activation.
+    case quickGELU = "quick_gelu"
+}
+
 /// Element-wise passes of the ViT, over the SIMD kernels in `CKernels` (SLEEF exp/erf, runtime ISA dispatch),
 /// split by rows across ``Parallel/workers`` threads.
 public enum Kernels {
@@ -18,6 +26,30 @@ public enum Kernels {
                                     _ x: UnsafePointer<Float>, count: Int) {
         Parallel.forChunks(count, work: count * 8) { _, r in
             ck_gelu_backward(x + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count)
+        }
+    }
+
+    /// y = act(x). `y` may alias `x`.
+    public static func activationForward(_ act: Activation, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                         count: Int) {
+        switch act {
+        case .gelu: geluForward(y, x, count: count)
+        case .quickGELU:
+            Parallel.forChunks(count, work: count * 6) { _, r in
+                ck_quick_gelu_forward(x + r.lowerBound, y + r.lowerBound, r.count)
+            }
+        }
+    }
+
+    /// dx = dy · act'(x). `dx` may alias `dy`.
+    public static func activationBackward(_ act: Activation, _ dx: UnsafeMutablePointer<Float>,
+                                          _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        switch act {
+        case .gelu: geluBackward(dx, dy, x, count: count)
+        case .quickGELU:
+            Parallel.forChunks(count, work: count * 6) { _, r in
+                ck_quick_gelu_backward(x + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count)
+            }
         }
     }
 

@@ -5,16 +5,19 @@ import Tensors
 /// `qkv` is [batch·tokens, 3·width] row-major — q, k, v side by side, as the fused q/k/v GEMM writes them — and
 /// head h owns columns h·headDim ..< (h+1)·headDim of each third; ctx is [batch·tokens, width]. Heads are read
 /// in place through row strides: no reshapes or copies.
-/// probs [batch, heads, tokens, tokens] = softmax(q kᵀ / √headDim) per head; ctx = probs · v.
+/// probs [batch, heads, tokens, tokens] = softmax(q kᵀ / √headDim) per head; ctx = probs · v. With `causal`
+/// (CLIP's text tower) token i attends to tokens 0...i only: the scores above the diagonal are −∞ before the
+/// softmax, so their probabilities — and, through them, their gradients — are exactly 0.
 public struct AttentionShape {
     public let batch, tokens, heads, headDim: Int
+    public var causal = false
     public var width: Int { heads * headDim }
     public var qkvStride: Int { 3 * width }
     public var scale: Float { 1 / Float(headDim).squareRoot() }
     public var probsCount: Int { batch * heads * tokens * tokens }
 
-    public init(batch: Int, tokens: Int, heads: Int, headDim: Int) {
-        self.batch = batch; self.tokens = tokens; self.heads = heads; self.headDim = headDim
+    public init(batch: Int, tokens: Int, heads: Int, headDim: Int, causal: Bool = false) {
+        self.batch = batch; self.tokens = tokens; self.heads = heads; self.headDim = headDim; self.causal = causal
     }
 
     /// Offsets of head (b, h): of q in `qkv` (add width for k, 2·width for v), of ctx, and of probs.
@@ -41,6 +44,9 @@ public func attentionForward(_ ctx: UnsafeMutablePointer<Float>, probs: UnsafeMu
     forEachHead(s) { b, h in
         let q = qkv + s.qOffset(b, h), k = q + w, v = q + 2 * w, p = probs + s.probsOffset(b, h)
         sgemm(transB: true, m: t, n: t, k: hd, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: t)
+        if s.causal {
+            for i in 0..<t { (p + i * t + i + 1).update(repeating: -.infinity, count: t - i - 1) }
+        }
         Kernels.softmaxRowsSerial(p, rows: t, cols: t, scale: s.scale)
         sgemm(m: t, n: hd, k: t, a: p, lda: t, b: v, ldb: ld, c: ctx + s.ctxOffset(b, h), ldc: w)
     }

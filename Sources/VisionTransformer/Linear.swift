@@ -40,24 +40,32 @@ func columnSums(_ out: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, r
     }
 }
 
-/// out = residual + gamma ⊙ x, row-wise over [rows, cols] (LayerScale then the residual add).
-/// `out` may alias `residual`.
+/// out = residual + gamma ⊙ x, row-wise over [rows, cols] (LayerScale then the residual add); without `gamma`
+/// (CLIP) out = residual + x. `out` may alias `residual`.
 public func layerScaleResidualForward(_ out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>,
-                                      _ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                      _ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?,
                                       rows: Int, cols: Int) {
     Parallel.forChunks(rows, work: rows * cols) { _, r in
         for i in r {
             let o = out + i * cols, res = residual + i * cols, xi = x + i * cols
-            for j in 0..<cols { o[j] = res[j] + gamma[j] * xi[j] }
+            if let gamma {
+                for j in 0..<cols { o[j] = res[j] + gamma[j] * xi[j] }
+            } else {
+                for j in 0..<cols { o[j] = res[j] + xi[j] }
+            }
         }
     }
 }
 
-/// Backward of ``layerScaleResidualForward``: dx = gamma ⊙ dout (written); dgamma += Σ_rows dout ⊙ x when given.
-/// The residual's gradient is dout itself and is left to the caller.
+/// Backward of ``layerScaleResidualForward``: dx = gamma ⊙ dout (written; dout itself without `gamma`);
+/// dgamma += Σ_rows dout ⊙ x when given. The residual's gradient is dout itself and is left to the caller.
 public func layerScaleResidualBackward(_ dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>?,
                                        _ dout: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                       gamma: UnsafePointer<Float>, rows: Int, cols: Int) {
+                                       gamma: UnsafePointer<Float>?, rows: Int, cols: Int) {
+    guard let gamma else {
+        dx.update(from: dout, count: rows * cols)
+        return
+    }
     Parallel.forChunks(rows, work: rows * cols) { _, r in
         for i in r {
             let d = dx + i * cols, g = dout + i * cols

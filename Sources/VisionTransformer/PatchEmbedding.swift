@@ -57,7 +57,7 @@ public func col2im(_ dpixels: UnsafeMutablePointer<Float>, _ dpatches: UnsafePoi
 /// `patches` is scratch [rows, C·P·P] that the backward reads again.
 public func patchEmbedForward(_ out: UnsafeMutablePointer<Float>, patches: UnsafeMutablePointer<Float>,
                               _ pixels: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                              bias: UnsafePointer<Float>, shape s: PatchShape, dim: Int) {
+                              bias: UnsafePointer<Float>?, shape s: PatchShape, dim: Int) {
     im2col(patches, pixels, shape: s)
     linearForward(out, patches, weight: weight, bias: bias, rows: s.rows, inFeatures: s.patchDim, outFeatures: dim)
 }

@@ -25,26 +25,48 @@ public final class ViTActivations {
     }
     public let blocks: [Block]
     public let patches, patchOut, posResized, resOut, out, outMean, outRstd: UnsafeMutablePointer<Float>
+    /// CLIP: the embeddings before `ln_pre` and its statistics (nil without ``ViTConfig/preNorm``).
+    public let embeddings, embMean, embRstd: UnsafeMutablePointer<Float>?
+    /// [batch, featureDim]: ``ViTModel/features(_:)`` writes the features here; with a projection, `projected`
+    /// holds them before the unit-length normalization (= OpenCLIP `encode_image`).
+    public let features: UnsafeMutablePointer<Float>
+    public let projected: UnsafeMutablePointer<Float>?
 
     /// Backward scratch (pointers into `grads`), nil when built without gradients.
     public struct Scratch {
         public let dRes, dA, dCtx, dqkv, dHidden, dProbs, dPatchOut, dPos, lnScratch: UnsafeMutablePointer<Float>
-        public let dPatches: UnsafeMutablePointer<Float>
+        public let dPatches, dProjected: UnsafeMutablePointer<Float>
     }
     public let scratch: Scratch?
 
-    public init(config: ViTConfig, batch: Int, height: Int, width: Int, training: Bool = true) throws {
+    public convenience init(config: ViTConfig, batch: Int, height: Int, width: Int, training: Bool = true) throws {
         try config.validate()
-        guard batch > 0 else { throw ViTError.badInput("batch size must be positive, got \(batch)") }
         let grid = try config.patchGrid(height: height, width: width)
+        try self.init(config: config, batch: batch, tokens: 1 + grid.rows * grid.cols, height: height, width: width,
+                      grid: grid, training: training)
+    }
+
+    /// Activations for a token sequence of `sequence` positions with no image (CLIP's text tower: the caller
+    /// writes the embeddings into `blocks[0].resIn` and runs ``ViTModel/encode(_:lora:)``).
+    public convenience init(config: ViTConfig, batch: Int, sequence: Int, training: Bool = false) throws {
+        try config.validate()
+        guard sequence > 0 else { throw ViTError.badInput("sequence length must be positive, got \(sequence)") }
+        try self.init(config: config, batch: batch, tokens: sequence, height: 0, width: 0, grid: (0, 0),
+                      training: training)
+    }
+
+    init(config: ViTConfig, batch: Int, tokens: Int, height: Int, width: Int, grid: (rows: Int, cols: Int),
+         training: Bool) throws {
+        guard batch > 0 else { throw ViTError.badInput("batch size must be positive, got \(batch)") }
         self.config = config
         self.batch = batch; self.height = height; self.width = width; self.training = training
-        self.tokens = 1 + grid.rows * grid.cols
+        self.tokens = tokens
         patchShape = PatchShape(batch: batch, channels: config.channels, height: height, width: width,
                                 patch: config.patchSize)
-        attention = AttentionShape(batch: batch, tokens: tokens, heads: config.numHeads, headDim: config.headDim)
+        attention = AttentionShape(batch: batch, tokens: tokens, heads: config.numHeads, headDim: config.headDim,
+                                   causal: config.causal)
         resize = BicubicResize(inRows: config.positionGrid, inCols: config.positionGrid,
-                               outRows: grid.rows, outCols: grid.cols)
+                               outRows: max(grid.rows, 1), outCols: max(grid.cols, 1))
 
         let n = batch * tokens, d = config.hiddenSize, m = config.mlpSize
         var l = TensorLayout()
@@ -62,6 +84,9 @@ public final class ViTActivations {
             }
         }
         l.add("res_out", [n, d]); l.add("out", [n, d]); l.add("out_mean", [n]); l.add("out_rstd", [n])
+        if config.preNorm { l.add("emb", [n, d]); l.add("emb_mean", [n]); l.add("emb_rstd", [n]) }
+        l.add("features", [batch, config.featureDim])
+        if config.projectionDim != nil { l.add("projected", [batch, config.featureDim]) }
         let acts = try TensorStore(layout: l)
         self.acts = acts
         func a(_ name: String) -> UnsafeMutablePointer<Float> { acts.pointer(name) }
@@ -75,6 +100,9 @@ public final class ViTActivations {
         }
         patches = a("patches"); patchOut = a("patch_out"); posResized = a("pos_resized")
         resOut = a("res_out"); out = a("out"); outMean = a("out_mean"); outRstd = a("out_rstd")
+        func optional(_ name: String) -> UnsafeMutablePointer<Float>? { l.entry(name) == nil ? nil : a(name) }
+        embeddings = optional("emb"); embMean = optional("emb_mean"); embRstd = optional("emb_rstd")
+        features = a("features"); projected = optional("projected")
 
         if training {
             var g = TensorLayout()
@@ -85,11 +113,13 @@ public final class ViTActivations {
             g.add("d_pos", [tokens, d])
             g.add("ln_scratch", [Kernels.layerNormScratchCount(cols: max(d, m))])
             g.add("d_patches", [patchShape.rows, patchShape.patchDim])
+            g.add("d_projected", [batch, config.featureDim])
             let gs = try TensorStore(layout: g)
             grads = gs
             func p(_ name: String) -> UnsafeMutablePointer<Float> { gs.pointer(name) }
             scratch = Scratch(dRes: p("d_res"), dA: p("d_a"), dCtx: p("d_ctx"), dqkv: p("d_qkv"), dHidden: p("d_hidden"), dProbs: p("d_probs"), dPatchOut: p("d_patch_out"),
-                              dPos: p("d_pos"), lnScratch: p("ln_scratch"), dPatches: p("d_patches"))
+                              dPos: p("d_pos"), lnScratch: p("ln_scratch"), dPatches: p("d_patches"),
+                              dProjected: p("d_projected"))
         } else {
             grads = nil
             scratch = nil

@@ -1,7 +1,12 @@
-/// Shape of a pre-norm Vision Transformer in the DINOv2 / timm family.
+import Tensors
+
+/// Shape of a pre-norm transformer: a Vision Transformer of the DINOv2 / timm or the CLIP family, or (with
+/// `causal`) the block stack of CLIP's text tower.
 ///
 /// Defaults are DINOv2 ViT-S/14 (`facebook/dinov2-small`): width 384, 12 blocks, 6 heads of 64, MLP 1536,
-/// 14×14 patches, position embeddings for a 37×37 grid (518 px), LayerNorm eps 1e-6.
+/// 14×14 patches, position embeddings for a 37×37 grid (518 px), LayerNorm eps 1e-6, exact GELU, LayerScale,
+/// a patch bias, no `ln_pre`, no projection. ``clipVision(width:layers:heads:mlp:patch:grid:projection:activation:)``
+/// gives the CLIP variant.
 public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
     public var hiddenSize = 384
     public var numLayers = 12
@@ -12,6 +17,21 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
     /// Side of the square grid the stored position embeddings were trained for (37 for DINOv2: 518 / 14).
     public var positionGrid = 37
     public var layerNormEps: Float = 1e-6
+    /// The MLP's activation: exact GELU (DINOv2, LAION OpenCLIP) or QuickGELU (OpenAI CLIP).
+    public var activation: Activation = .gelu
+    /// DINOv2's per-channel LayerScale on both residual branches (`layer_scale{1,2}.lambda1`); CLIP has none.
+    public var layerScale = true
+    /// Whether the patch projection has a bias (DINOv2 yes, CLIP's `conv1` no).
+    public var patchBias = true
+    /// CLIP's `ln_pre`: a LayerNorm over the embeddings (patches + class token + positions) before block 0.
+    public var preNorm = false
+    /// CLIP's `visual.proj`: the image feature is final-norm(class token) · projᵀ of this width, normalized to unit
+    /// length (what CLIP's zero-shot logits compare). nil (DINOv2): the feature is the class token itself.
+    public var projectionDim: Int?
+    /// Causal self-attention (token i attends to tokens ≤ i): CLIP's text tower.
+    public var causal = false
+    /// Whose module names adapters are exported under (PEFT `target_modules` match on them).
+    public var moduleNames: ModuleNames = .dinov2
 
     public init() {}
 
@@ -24,12 +44,29 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
 
     public static let dinov2Small = ViTConfig()
 
+    /// A CLIP image tower: no patch bias, `ln_pre`, no LayerScale, LayerNorm eps 1e-5, a projection.
+    public static func clipVision(width: Int, layers: Int, heads: Int, mlp: Int, patch: Int, grid: Int,
+                                  projection: Int, activation: Activation,
+                                  moduleNames: ModuleNames = .openCLIP) -> ViTConfig {
+        var c = ViTConfig(hiddenSize: width, numLayers: layers, numHeads: heads, mlpSize: mlp, patchSize: patch,
+                          positionGrid: grid, layerNormEps: 1e-5)
+        c.activation = activation; c.layerScale = false; c.patchBias = false; c.preNorm = true
+        c.projectionDim = projection; c.moduleNames = moduleNames
+        return c
+    }
+
+    /// Width of ``ViTModel/features(_:)``: the projection's, else the hidden size.
+    public var featureDim: Int { projectionDim ?? hiddenSize }
+
     public var headDim: Int { hiddenSize / numHeads }
     public var patchDim: Int { channels * patchSize * patchSize }
 
     public var description: String {
         "ViT(width \(hiddenSize), \(numLayers) blocks, \(numHeads) heads, MLP \(mlpSize), patch \(patchSize), "
-            + "pos grid \(positionGrid)², eps \(layerNormEps))"
+            + "pos grid \(positionGrid)², eps \(layerNormEps)"
+            + (activation == .gelu ? "" : ", \(activation.rawValue)") + (layerScale ? "" : ", no LayerScale")
+            + (preNorm ? ", ln_pre" : "") + (projectionDim.map { ", projection \($0)" } ?? "")
+            + (causal ? ", causal" : "") + ")"
     }
 
     public func validate() throws {
@@ -40,6 +77,7 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
             throw bad("hidden size \(hiddenSize) is not divisible by \(numHeads) heads")
         }
         guard layerNormEps > 0, layerNormEps.isFinite else { throw bad("layer-norm eps must be > 0") }
+        if let p = projectionDim, p <= 0 { throw bad("projection width must be positive, got \(p)") }
     }
 
     /// Patch grid (rows, cols) of an image; the sides must be positive multiples of the patch size.
@@ -55,6 +93,17 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
         let g = try patchGrid(height: height, width: width)
         return 1 + g.rows * g.cols
     }
+}
+
+/// Whose names a model's modules carry (for exporting adapters under the checkpoint's own module paths).
+public enum ModuleNames: String, Codable, Sendable {
+    /// Hugging Face `Dinov2Model`: `encoder.layer.N.attention.attention.query`, `mlp.fc1`, …
+    case dinov2
+    /// OpenCLIP: `visual.transformer.resblocks.N.attn.{q,k,v}_proj` (virtual: the rows of the packed
+    /// `in_proj_weight`), `attn.out_proj`, `mlp.c_fc`, `mlp.c_proj`.
+    case openCLIP = "open_clip"
+    /// Hugging Face `CLIPModel`: `vision_model.encoder.layers.N.self_attn.{q,k,v,out}_proj`, `mlp.fc1`, `mlp.fc2`.
+    case huggingFaceCLIP = "hf_clip"
 }
 
 public enum ViTError: Error, CustomStringConvertible, Equatable {

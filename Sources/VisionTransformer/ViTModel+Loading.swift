@@ -27,9 +27,13 @@ extension ViTModel {
     /// The head count cannot be read off tensor shapes: it comes from `numHeads`, else the file's metadata
     /// `num_attention_heads`, else hidden / 64 (true for every DINOv2, DeiT and ViT-S/B/L). LayerNorm eps comes
     /// from metadata `layer_norm_eps`, else 1e-6 (DINOv2's and timm's). A timm model without LayerScale (DeiT)
-    /// gets LayerScale 1.
-    public static func load(path: String, numHeads: Int? = nil) throws -> ViTModel {
+    /// gets LayerScale 1. A CLIP checkpoint (OpenCLIP or Hugging Face `CLIPModel` names) gives its image tower,
+    /// with `activation` (see ``CLIPLoadOptions``).
+    public static func load(path: String, numHeads: Int? = nil, activation: Activation? = nil) throws -> ViTModel {
         let file = try SafeTensorsFile(path: path)
+        if let clip = CLIPCheckpoint.open(file, options: CLIPLoadOptions(visionHeads: numHeads, activation: activation)) {
+            return try clip.loadVision()
+        }
         let (naming, prefix) = try detectNaming(file)
         let config = try inferConfig(file, naming: naming, prefix: prefix, numHeads: numHeads)
         let model = try ViTModel(config: config)

@@ -21,24 +21,88 @@ public final class ViTModel {
     // MARK: Forward
 
     /// Runs the model on `pixels` [batch, channels, height, width] (already normalized).
-    /// Returns `acts.out`: [batch, tokens, hidden] after the final LayerNorm (HF `last_hidden_state`).
+    /// Returns `acts.out`: [batch, tokens, hidden] after the final LayerNorm (HF `last_hidden_state`; CLIP's
+    /// `ln_post` applied to every token).
     @discardableResult
     public func forward(_ pixels: UnsafePointer<Float>, _ acts: ViTActivations,
                         lora: LoRARun? = nil) -> UnsafeMutablePointer<Float> {
         precondition(lora == nil || lora!.rows == acts.rows, "ViTModel.forward: LoRA state built for another shape")
-        let c = config, d = c.hiddenSize, n = acts.rows, p = params
+        let c = config, d = c.hiddenSize, p = params
         acts.resize.forward(acts.posResized + d, p.positions + d, dim: d)   // patch grid; cls position untouched
         acts.posResized.update(from: p.positions, count: d)
         patchEmbedForward(acts.patchOut, patches: acts.patches, pixels, weight: p.patchW, bias: p.patchB,
                           shape: acts.patchShape, dim: d)
-        embeddingsForward(acts.blocks[0].resIn, patchOut: acts.patchOut, cls: p.cls, pos: acts.posResized,
-                          batch: acts.batch, patches: acts.tokens - 1, dim: d)
+        embeddingsForward(acts.embeddings ?? acts.blocks[0].resIn, patchOut: acts.patchOut, cls: p.cls,
+                          pos: acts.posResized, batch: acts.batch, patches: acts.tokens - 1, dim: d)
+        if let emb = acts.embeddings, let mean = acts.embMean, let rstd = acts.embRstd,
+           let w = p.preNormW, let b = p.preNormB {
+            Kernels.layerNormForward(acts.blocks[0].resIn, mean: mean, rstd: rstd, emb, gamma: w, beta: b,
+                                     rows: acts.rows, cols: d, eps: c.layerNormEps)
+        }
+        return encode(acts, lora: lora)
+    }
+
+    /// The block stack and the final LayerNorm on the tokens already in `acts.blocks[0].resIn`; returns `acts.out`.
+    /// ``forward(_:_:lora:)`` fills the input from pixels, CLIP's text tower from token and position embeddings.
+    @discardableResult
+    public func encode(_ acts: ViTActivations, lora: LoRARun? = nil) -> UnsafeMutablePointer<Float> {
+        let c = config, n = acts.rows
         for l in 0..<c.numLayers {
-            blockForward(l, acts.blockOutput(l), acts.blocks[l], p.blocks[l], acts, lora)
+            blockForward(l, acts.blockOutput(l), acts.blocks[l], params.blocks[l], acts, lora)
         }
         Kernels.layerNormForward(acts.out, mean: acts.outMean, rstd: acts.outRstd, acts.resOut,
-                                 gamma: p.normW, beta: p.normB, rows: n, cols: d, eps: c.layerNormEps)
+                                 gamma: params.normW, beta: params.normB, rows: n, cols: c.hiddenSize,
+                                 eps: c.layerNormEps)
         return acts.out
+    }
+
+    /// The per-image feature a classifier head reads, [batch, featureDim] in `acts.features`, from `acts.out`
+    /// after ``forward(_:_:lora:)``: the class token (DINOv2); with a projection (CLIP) the unit-length
+    /// normalize(class token · projᵀ) — CLIP's image embedding, whose dot products with normalized text
+    /// embeddings are its zero-shot logits (before the logit scale).
+    @discardableResult
+    public func features(_ acts: ViTActivations) -> UnsafeMutablePointer<Float> {
+        let d = config.hiddenSize, b = acts.batch, ld = acts.tokens * d
+        guard let proj = params.projection, let projected = acts.projected, let e = config.projectionDim else {
+            for i in 0..<b { (acts.features + i * d).update(from: acts.out + i * ld, count: d) }
+            return acts.features
+        }
+        sgemm(transB: true, m: b, n: e, k: d, a: acts.out, lda: ld, b: proj, ldb: d, c: projected, ldc: e)
+        for i in 0..<b {
+            let x = projected + i * e, y = acts.features + i * e
+            var ss: Float = 0
+            for j in 0..<e { ss += x[j] * x[j] }
+            let inv = 1 / max(ss.squareRoot(), 1e-12)
+            for j in 0..<e { y[j] = x[j] * inv }
+        }
+        return acts.features
+    }
+
+    /// Backward of ``features(_:)``: writes the class-token rows of `dOut` [batch, tokens, hidden] from
+    /// `dFeatures` [batch, featureDim] (other rows untouched) and accumulates the projection's gradient into
+    /// `grads` when given. Needs `acts` with training scratch when there is a projection.
+    public func featuresBackward(_ dFeatures: UnsafePointer<Float>, _ acts: ViTActivations, grads: ViTTensors?,
+                                 dOut: UnsafeMutablePointer<Float>) {
+        let d = config.hiddenSize, b = acts.batch, ld = acts.tokens * d
+        guard let proj = params.projection, let projected = acts.projected, let e = config.projectionDim else {
+            for i in 0..<b { (dOut + i * ld).update(from: dFeatures + i * d, count: d) }
+            return
+        }
+        guard let s = acts.scratch else {
+            preconditionFailure("ViTModel.featuresBackward: activations were built with training: false")
+        }
+        // y = x/|x|  ⇒  dx = (dy − y ⟨y, dy⟩) / |x|
+        for i in 0..<b {
+            let x = projected + i * e, y = acts.features + i * e, dy = dFeatures + i * e, dx = s.dProjected + i * e
+            var ss: Float = 0, ydy: Float = 0
+            for j in 0..<e { ss += x[j] * x[j]; ydy += y[j] * dy[j] }
+            let inv = 1 / max(ss.squareRoot(), 1e-12)
+            for j in 0..<e { dx[j] = (dy[j] - y[j] * ydy) * inv }
+        }
+        sgemm(m: b, n: d, k: e, a: s.dProjected, lda: e, b: proj, ldb: d, c: dOut, ldc: ld)
+        if let g = grads?.projection {
+            sgemm(transA: true, m: e, n: d, k: b, a: s.dProjected, lda: e, b: acts.out, ldb: ld, beta: 1, c: g, ldc: d)
+        }
     }
 
     func blockForward(_ l: Int, _ out: UnsafeMutablePointer<Float>, _ a: ViTActivations.Block, _ w: BlockTensors,
@@ -58,7 +122,7 @@ public final class ViTModel {
                                  rows: n, cols: d, eps: eps)
         linearForward(a.fc1, a.ln2, weight: w.fc1W, bias: w.fc1B, rows: n, inFeatures: d, outFeatures: m)
         lora?.forward(layer: l, target: .fc1, x: a.ln2, y: a.fc1, ldy: m)
-        Kernels.geluForward(a.gelu, a.fc1, count: n * m)
+        Kernels.activationForward(config.activation, a.gelu, a.fc1, count: n * m)
         linearForward(a.fc2, a.gelu, weight: w.fc2W, bias: w.fc2B, rows: n, inFeatures: m, outFeatures: d)
         lora?.forward(layer: l, target: .fc2, x: a.gelu, y: a.fc2, ldy: d)
         layerScaleResidualForward(out, residual: a.resMid, a.fc2, gamma: w.ls2, rows: n, cols: d)
@@ -86,7 +150,11 @@ public final class ViTModel {
             blockBackward(l, acts.blocks[l], p.blocks[l], grads?.blocks[l], acts, s, lora)
             afterBlock?(l)
         }
-        // s.dRes now holds the gradient w.r.t. the embeddings' output tokens.
+        // s.dRes now holds the gradient w.r.t. block 0's input; back through CLIP's ln_pre to the embeddings.
+        if let emb = acts.embeddings, let mean = acts.embMean, let rstd = acts.embRstd, let w = p.preNormW {
+            Kernels.layerNormBackward(s.dRes, dgamma: grads?.preNormW, dbeta: grads?.preNormB, s.dRes, emb,
+                                      mean: mean, rstd: rstd, gamma: w, rows: n, cols: d, scratch: s.lnScratch)
+        }
         let patches = acts.tokens - 1
         let wantPos = grads != nil
         if wantPos { s.dPos.initialize(repeating: 0, count: acts.tokens * d) }
@@ -111,7 +179,7 @@ public final class ViTModel {
         linearBackward(s.dHidden, dWeight: g?.fc2W, dBias: g?.fc2B, s.dA, a.gelu, weight: w.fc2W,
                        rows: n, inFeatures: m, outFeatures: d)
         lora?.backward(layer: l, target: .fc2, dy: s.dA, ldy: d, x: a.gelu, dx: s.dHidden)
-        Kernels.geluBackward(s.dHidden, s.dHidden, a.fc1, count: n * m)
+        Kernels.activationBackward(config.activation, s.dHidden, s.dHidden, a.fc1, count: n * m)
         linearBackward(s.dA, dWeight: g?.fc1W, dBias: g?.fc1B, s.dHidden, a.ln2, weight: w.fc1W,
                        rows: n, inFeatures: d, outFeatures: m)
         lora?.backward(layer: l, target: .fc1, dy: s.dHidden, ldy: m, x: a.ln2, dx: s.dA)

@@ -31,6 +31,9 @@ enum Ref {
 
     static func gelu(_ x: [Double]) -> [Double] { x.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) } }
 
+    /// x·σ(1.702·x) (OpenAI CLIP).
+    static func quickGELU(_ x: [Double]) -> [Double] { x.map { $0 / (1 + exp(-1.702 * $0)) } }
+
     /// Per batch b and head h: softmax(q_h k_hᵀ / √hd) v_h; q, k, v [B·T, H·hd].
     static func attention(q: [Double], k: [Double], v: [Double], batch: Int, tokens: Int, heads: Int, headDim: Int) -> [Double] {
         let w = heads * headDim
@@ -90,11 +93,11 @@ enum Ref {
 
     /// Stride-P convolution, weight [D, C, P, P]; output [B·(H/P)·(W/P), D] in row-major patch order.
     static func patchConv(_ px: [Double], batch: Int, channels: Int, height: Int, width: Int, patch: Int,
-                          w: [Double], b: [Double], dim: Int) -> [Double] {
+                          w: [Double], b: [Double]?, dim: Int) -> [Double] {
         let gr = height / patch, gc = width / patch
         var out = [Double](repeating: 0, count: batch * gr * gc * dim)
         for n in 0..<batch { for i in 0..<gr { for j in 0..<gc { for o in 0..<dim {
-            var s = b[o]
+            var s = b?[o] ?? 0
             for c in 0..<channels { for di in 0..<patch { for dj in 0..<patch {
                 s += w[((o * channels + c) * patch + di) * patch + dj]
                     * px[((n * channels + c) * height + i * patch + di) * width + j * patch + dj]
@@ -128,7 +131,7 @@ enum Ref {
         let d = c.hiddenSize, gr = height / c.patchSize, gc = width / c.patchSize, t = 1 + gr * gc, n = batch * t
         let eps = Double(c.layerNormEps)
         let patches = patchConv(pixels, batch: batch, channels: c.channels, height: height, width: width,
-                                patch: c.patchSize, w: p[ViTParameterNames.patchWeight]!, b: p[ViTParameterNames.patchBias]!, dim: d)
+                                patch: c.patchSize, w: p[ViTParameterNames.patchWeight]!, b: p[ViTParameterNames.patchBias], dim: d)
         let pos = p[ViTParameterNames.positions]!
         let grid = bicubic(Array(pos[d...]), inR: c.positionGrid, inC: c.positionGrid, outR: gr, outC: gc, dim: d)
         let cls = p[ViTParameterNames.clsToken]!
@@ -136,6 +139,10 @@ enum Ref {
         for b in 0..<batch {
             for e in 0..<d { x[b * t * d + e] = cls[e] + pos[e] }
             for q in 0..<(t - 1) { for e in 0..<d { x[(b * t + 1 + q) * d + e] = patches[(b * (t - 1) + q) * d + e] + grid[q * d + e] } }
+        }
+        if c.preNorm {   // CLIP's ln_pre
+            x = layerNorm(x, rows: n, cols: d, gamma: p[ViTParameterNames.preNormWeight]!,
+                          beta: p[ViTParameterNames.preNormBias]!, eps: eps)
         }
         for l in 0..<c.numLayers {
             func w(_ s: String) -> [Double] { p["encoder.layer.\(l).\(s)"]! }
@@ -149,15 +156,32 @@ enum Ref {
             let v = lin(h1, "attention.attention.value", d, d)
             let ctx = attention(q: q, k: k, v: v, batch: batch, tokens: t, heads: c.numHeads, headDim: c.headDim)
             let a = lin(ctx, "attention.output.dense", d, d)
-            let ls1 = w("layer_scale1.lambda1"), ls2 = w("layer_scale2.lambda1")
+            let ones = [Double](repeating: 1, count: d)   // no LayerScale (CLIP): a scale of 1
+            let ls1 = c.layerScale ? w("layer_scale1.lambda1") : ones, ls2 = c.layerScale ? w("layer_scale2.lambda1") : ones
             for i in 0..<(n * d) { x[i] += ls1[i % d] * a[i] }
             let h2 = layerNorm(x, rows: n, cols: d, gamma: w("norm2.weight"), beta: w("norm2.bias"), eps: eps)
-            let f1 = gelu(lin(h2, "mlp.fc1", d, c.mlpSize))
+            let pre = lin(h2, "mlp.fc1", d, c.mlpSize)
+            let f1 = c.activation == .gelu ? gelu(pre) : quickGELU(pre)
             let f2 = lin(f1, "mlp.fc2", c.mlpSize, d)
             for i in 0..<(n * d) { x[i] += ls2[i % d] * f2[i] }
         }
         return layerNorm(x, rows: n, cols: d, gamma: p[ViTParameterNames.finalNormWeight]!,
                          beta: p[ViTParameterNames.finalNormBias]!, eps: eps)
+    }
+}
+
+extension Ref {
+    /// CLIP's image feature from ``vit``'s output: normalize(class token · projᵀ) per image, [B, E].
+    static func clipFeatures(_ out: [Double], _ p: [String: [Double]], config c: ViTConfig, batch: Int, tokens: Int) -> [Double] {
+        let d = c.hiddenSize, e = c.projectionDim!
+        var y = [Double](repeating: 0, count: batch * e)
+        for b in 0..<batch {
+            let cls = Array(out[(b * tokens * d)..<(b * tokens * d + d)])
+            let z = linear(cls, rows: 1, inF: d, outF: e, w: p[ViTParameterNames.projection]!, b: nil)
+            let norm = z.map { $0 * $0 }.reduce(0, +).squareRoot()
+            for j in 0..<e { y[b * e + j] = z[j] / norm }
+        }
+        return y
     }
 }
 
@@ -169,7 +193,7 @@ func randomTinyModel(_ config: ViTConfig, _ rng: inout TestRNG) throws -> (ViTMo
     var params: [String: [Double]] = [:]
     for e in model.params.store.layout.entries {
         var v = rng.array(e.count, -0.5, 0.5)
-        if e.name.hasSuffix("norm1.weight") || e.name.hasSuffix("norm2.weight") || e.name == "layernorm.weight" {
+        if e.name.hasSuffix("norm1.weight") || e.name.hasSuffix("norm2.weight") || e.name.hasSuffix("layernorm.weight") {
             v = v.map { 1 + $0 }
         }
         params[e.name] = v

@@ -25,6 +25,12 @@ void ck_gelu_forward(const float *x, float *y, size_t n);
 /// GELU backward: dx = dy · (Φ(x) + x · φ(x)),  φ(x) = exp(−x²/2)/√(2π).   (dx may alias dy)
 void ck_gelu_backward(const float *x, const float *dy, float *dx, size_t n);
 
+/// QuickGELU (OpenAI CLIP's activation): y = x · σ(1.702 · x).   (y may alias x)
+void ck_quick_gelu_forward(const float *x, float *y, size_t n);
+
+/// QuickGELU backward: dx = dy · (σ + 1.702 · x · σ · (1 − σ)),  σ = σ(1.702 · x).   (dx may alias dy)
+void ck_quick_gelu_backward(const float *x, const float *dy, float *dx, size_t n);
+
 /// Row softmax in place, with a scale applied first: row ← softmax(scale · row), max-subtracted.
 /// Row r starts at s + r·ld (ld ≥ cols).
 void ck_softmax_rows(float *s, size_t rows, size_t cols, size_t ld, float scale);

@@ -1,0 +1,135 @@
+import Tensors
+
+/// Shape of CLIP's text tower: token and position embeddings, a causal pre-norm block stack with `ln_final`, the
+/// end-of-text token's feature, and `text_projection`.
+public struct CLIPTextConfig: Equatable, Codable, CustomStringConvertible {
+    /// The block stack (``ViTConfig/causal``, no LayerScale, LayerNorm eps 1e-5; its image fields are unused:
+    /// patch 1, 1 channel, position grid 1).
+    public var stack: ViTConfig
+    public var vocabularySize: Int
+    /// Positions of the position embedding: the most tokens a text can have (77 for every CLIP).
+    public var contextLength: Int
+    public var projectionDim: Int
+
+    public init(width: Int, layers: Int, heads: Int, mlp: Int, vocabularySize: Int, contextLength: Int,
+                projectionDim: Int, activation: Activation, moduleNames: ModuleNames = .openCLIP) {
+        var s = ViTConfig(hiddenSize: width, numLayers: layers, numHeads: heads, mlpSize: mlp, patchSize: 1,
+                          channels: 1, positionGrid: 1, layerNormEps: 1e-5)
+        s.activation = activation; s.layerScale = false; s.patchBias = false; s.causal = true
+        s.moduleNames = moduleNames
+        stack = s
+        self.vocabularySize = vocabularySize; self.contextLength = contextLength; self.projectionDim = projectionDim
+    }
+
+    public var width: Int { stack.hiddenSize }
+
+    public var description: String {
+        "CLIP text(width \(width), \(stack.numLayers) blocks, \(stack.numHeads) heads, MLP \(stack.mlpSize), "
+            + "vocabulary \(vocabularySize), context \(contextLength), projection \(projectionDim), "
+            + "\(stack.activation.rawValue))"
+    }
+
+    public func validate() throws {
+        try stack.validate()
+        guard vocabularySize > 1, contextLength > 1, projectionDim > 0 else {
+            throw ViTError.invalidConfig("text tower: vocabulary, context and projection must be positive: \(self)")
+        }
+    }
+}
+
+/// CLIP's text tower. The block stack is a ``ViTModel`` run through ``ViTModel/encode(_:lora:)`` (so the text and
+/// image towers share every layer); this type adds the token table, the positions and the projection, in one
+/// store of its own (`token_embedding` [V, D], `positional_embedding` [context, D], `text_projection` [E, D]).
+public final class CLIPTextModel {
+    public let config: CLIPTextConfig
+    public let stack: ViTModel
+    public let params: TensorStore
+
+    public static func layout(_ c: CLIPTextConfig) -> TensorLayout {
+        var l = TensorLayout()
+        l.add("token_embedding", [c.vocabularySize, c.width])
+        l.add("positional_embedding", [c.contextLength, c.width])
+        l.add("text_projection", [c.projectionDim, c.width])
+        return l
+    }
+
+    public init(config: CLIPTextConfig) throws {
+        try config.validate()
+        self.config = config
+        stack = try ViTModel(config: config.stack)
+        params = try TensorStore(layout: Self.layout(config))
+    }
+
+    /// Text features [rows, projectionDim] (not normalized: OpenCLIP `encode_text`) of `ids` [rows, context]
+    /// (token ids, zero-padded; see ``CLIPTokenizer``). The feature of each row is taken at its largest id — the
+    /// end-of-text token, the largest id of CLIP's vocabulary — as OpenCLIP's `argmax` pooling does.
+    /// Throws on an id outside the vocabulary or a row of another length.
+    public func encode(ids: [Int32], batch: Int = 16) throws -> [Float] {
+        let t = config.contextLength, d = config.width, e = config.projectionDim, v = config.vocabularySize
+        guard ids.count % t == 0 else {
+            throw ViTError.badInput("text tower: \(ids.count) token ids are not whole rows of the context \(t)")
+        }
+        if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= v }) {
+            throw ViTError.badInput("text tower: token id \(ids[bad]) (row \(bad / t), position \(bad % t)) is "
+                + "outside the vocabulary of \(v)")
+        }
+        let rows = ids.count / t
+        var out = [Float](repeating: 0, count: rows * e)
+        guard rows > 0 else { return out }
+        let acts = try ViTActivations(config: config.stack, batch: min(batch, rows), sequence: t)
+        let table = params.pointer("token_embedding"), pos = params.pointer("positional_embedding")
+        let proj = params.pointer("text_projection")
+        for start in stride(from: 0, to: rows, by: acts.batch) {
+            let n = min(acts.batch, rows - start)
+            let x = acts.blocks[0].resIn
+            for r in 0..<acts.batch {
+                let row = min(start + r, rows - 1)  // a short last batch repeats its last row: computed, ignored
+                for p in 0..<t {
+                    let dst = x + (r * t + p) * d, tok = table + Int(ids[row * t + p]) * d, pp = pos + p * d
+                    for j in 0..<d { dst[j] = tok[j] + pp[j] }
+                }
+            }
+            let hidden = stack.encode(acts)
+            for r in 0..<n {
+                let row = ids[((start + r) * t)..<((start + r + 1) * t)]
+                let eot = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! - row.startIndex
+                let h = hidden + (r * t + eot) * d
+                out.withUnsafeMutableBufferPointer { o in
+                    sgemm(transB: true, m: 1, n: e, k: d, a: h, lda: d, b: proj, ldb: d, c: o.baseAddress! + (start + r) * e,
+                          ldc: e)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// A CLIP model: the image tower (a ``ViTModel`` with ``ViTConfig/projectionDim``), the text tower, and the learned
+/// logit scale (stored as its log, as checkpoints do; CLIP multiplies cosine similarities by exp(logitScale)).
+public final class CLIPModel {
+    public let vision: ViTModel
+    public let text: CLIPTextModel
+    public var logitScale: Float
+
+    public init(vision: ViTModel, text: CLIPTextModel, logitScale: Float) throws {
+        guard let e = vision.config.projectionDim, e == text.config.projectionDim else {
+            throw ViTError.invalidConfig("CLIP: the image projection (\(vision.config.projectionDim.map(String.init) ?? "none")) "
+                + "and the text projection (\(text.config.projectionDim)) must have the same width")
+        }
+        self.vision = vision; self.text = text; self.logitScale = logitScale
+    }
+
+    public var embedDim: Int { text.config.projectionDim }
+}
+
+/// Rows scaled to unit length (rows of zeros stay zero).
+public func normalizedRows(_ x: [Float], dim: Int) -> [Float] {
+    var y = x
+    for r in 0..<(dim > 0 ? x.count / dim : 0) {
+        var ss: Float = 0
+        for j in 0..<dim { ss += x[r * dim + j] * x[r * dim + j] }
+        let inv = 1 / max(ss.squareRoot(), 1e-12)
+        for j in 0..<dim { y[r * dim + j] *= inv }
+    }
+    return y
+}
