@@ -1,7 +1,10 @@
+import Foundation
 import Tensors
 import VisionTransformer
 
-/// A linear classification head on the class token: logits = cls · Wᵀ + b, W [classes, hidden].
+/// A linear classification head on the backbone's feature (``ViTModel/features(_:)``: the class token, or CLIP's
+/// normalized image embedding): logits = f · Wᵀ + b, W [classes, hidden]. A CLIP zero-shot head is one of these
+/// (``zeroShot(textEmbeddings:classes:logitScale:)``).
 /// Parameters in one store (`head.weight`, `head.bias`) so they pack like every other trainable tensor.
 public final class ClassifierHead {
     public let classes: Int
@@ -32,27 +35,44 @@ public final class ClassifierHead {
 
     public func makeStore() throws -> TensorStore { try TensorStore(layout: params.layout) }
 
-    /// logits [batch, classes] from the backbone output [batch, tokens, hidden] (class token = row 0 of each image).
-    public func forward(_ logits: UnsafeMutablePointer<Float>, hidden states: UnsafePointer<Float>, batch: Int, tokens: Int) {
+    /// logits [batch, classes] from features [batch, hidden].
+    public func forward(_ logits: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>, batch: Int) {
         let d = hidden
         for i in 0..<batch { (logits + i * classes).update(from: bias, count: classes) }
-        sgemm(transB: true, m: batch, n: classes, k: d, a: states, lda: tokens * d, b: weight, ldb: d,
+        sgemm(transB: true, m: batch, n: classes, k: d, a: features, lda: d, b: weight, ldb: d,
               beta: 1, c: logits, ldc: classes)
     }
 
-    /// Backward: dW += dlogitsᵀ · cls, db += Σ dlogits (into `grads`); when `dStates` is given, writes the class
-    /// token rows of dStates [batch, tokens, hidden] with dlogits · W (the other rows are left as they are — zero
-    /// in the trainer, which never writes them).
-    public func backward(_ dLogits: UnsafePointer<Float>, hidden states: UnsafePointer<Float>, batch: Int, tokens: Int,
-                         grads: TensorStore, dStates: UnsafeMutablePointer<Float>?) {
+    /// Backward: dW += dlogitsᵀ · f, db += Σ dlogits (into `grads`); when `dFeatures` is given, writes
+    /// dFeatures [batch, hidden] = dlogits · W.
+    public func backward(_ dLogits: UnsafePointer<Float>, features: UnsafePointer<Float>, batch: Int,
+                         grads: TensorStore, dFeatures: UnsafeMutablePointer<Float>?) {
         let d = hidden
-        sgemm(transA: true, m: classes, n: d, k: batch, a: dLogits, lda: classes, b: states, ldb: tokens * d,
+        sgemm(transA: true, m: classes, n: d, k: batch, a: dLogits, lda: classes, b: features, ldb: d,
               beta: 1, c: grads.pointer("head.weight"), ldc: d)
         let db = grads.pointer("head.bias")
         for i in 0..<batch { for c in 0..<classes { db[c] += dLogits[i * classes + c] } }
-        if let dStates {
-            sgemm(m: batch, n: d, k: classes, a: dLogits, lda: classes, b: weight, ldb: d, c: dStates, ldc: tokens * d)
+        if let dFeatures {
+            sgemm(m: batch, n: d, k: classes, a: dLogits, lda: classes, b: weight, ldb: d, c: dFeatures, ldc: d)
         }
+    }
+
+    /// CLIP's zero-shot classifier as a head: row c = exp(logitScale) · t̂_c, bias 0, where t̂_c is class c's
+    /// text embedding normalized to unit length (`textEmbeddings` [classes, dim], e.g. the mean over prompt
+    /// templates, renormalized). On CLIP's normalized image feature its logits are exactly CLIP's
+    /// `logits_per_image`; it is also the initial head for fine-tuning (WiSE-FT, FLYP).
+    public static func zeroShot(textEmbeddings: [Float], classes: Int, logitScale: Float) throws -> ClassifierHead {
+        guard classes > 1, textEmbeddings.count % classes == 0, textEmbeddings.count > 0 else {
+            throw ViTError.badInput("zero-shot head: \(textEmbeddings.count) floats are not \(classes) class embeddings")
+        }
+        let dim = textEmbeddings.count / classes
+        let head = try ClassifierHead(classes: classes, hidden: dim, seed: 0)
+        let scale = Float(exp(Double(logitScale)))
+        let w = normalizedRows(textEmbeddings, dim: dim).map { $0 * scale }
+        guard w.allSatisfy({ $0.isFinite }) else { throw ViTError.badInput("zero-shot head: non-finite embeddings or scale") }
+        _ = head.params.buffer("head.weight").update(fromContentsOf: w)
+        head.params.buffer("head.bias").update(repeating: 0)
+        return head
     }
 }
 

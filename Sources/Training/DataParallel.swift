@@ -96,7 +96,7 @@ public final class DataParallelTrainer {
     public var baseWeightsPath = ""
 
     public init(comm: Communicator, model: ViTModel, data: ImageDataset, size: Int, config: TrainingConfig,
-                adapters: LoRAAdapters? = nil, checkEvery: Int = 10) throws {
+                adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil, checkEvery: Int = 10) throws {
         guard config.batchSize % comm.size == 0 else {
             throw ConfigError(message: "--batch-size \(config.batchSize) is the global batch and must divide by the "
                               + "\(comm.size) ranks (e.g. \(max(1, config.batchSize / comm.size) * comm.size))")
@@ -106,10 +106,10 @@ public final class DataParallelTrainer {
         self.data = data
         self.checkEvery = checkEvery
         trainer = try Trainer(model: model, classes: data.numClasses, config: config, batch: config.batchSize / comm.size,
-                              height: size, width: size, adapters: adapters)
+                              height: size, width: size, adapters: adapters, initialHead: initialHead)
         sync = try GradientSync(comm: comm, trainer: trainer)
         sampler = try EpochSampler(count: data.count, batchSize: config.batchSize, seed: config.seed)
-        transform = ImageTransform(height: size, width: size)
+        transform = ImageTransform(model: trainer.model.config, size: size)
         pixels = try FloatBuffer(count: trainer.batch * transform.floatsPerImage)
         try checkAgreementAtStart(size: size)
     }

@@ -14,7 +14,7 @@ public final class Evaluator {
 
     public init(model: ViTModel, adapters: LoRAAdapters?, size: Int, batch: Int) throws {
         self.model = model
-        transform = ImageTransform(height: size, width: size)
+        transform = ImageTransform(model: model.config, size: size)
         let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, training: false)
         self.acts = acts
         lora = try adapters.map { try LoRARun(adapters: $0, activations: acts, gradients: false, scoreGradients: false) }
@@ -24,17 +24,20 @@ public final class Evaluator {
     public var tokens: Int { acts.tokens }
     public var hidden: Int { model.config.hiddenSize }
 
-    /// Calls `body(index, states)` for each of `indices` (default: every image) in order; `states` points at that
-    /// image's [tokens, hidden] output and is valid only during the call.
-    public func forEachOutput(_ data: ImageDataset, indices: [Int]? = nil, _ body: (Int, UnsafePointer<Float>) -> Void) {
+    /// Calls `body(index, states, feature)` for each of `indices` (default: every image) in order; `states` points
+    /// at that image's [tokens, hidden] output, `feature` at its ``ViTModel/features(_:)`` [featureDim]; both are
+    /// valid only during the call.
+    public func forEachOutput(_ data: ImageDataset, indices: [Int]? = nil,
+                              _ body: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
         let all = indices ?? Array(0..<data.count)
-        let b = acts.batch, per = acts.tokens * hidden
+        let b = acts.batch, per = acts.tokens * hidden, f = model.config.featureDim
         for start in stride(from: 0, to: all.count, by: b) {
             let chunk = Array(all[start..<min(start + b, all.count)])
             // A short last batch leaves stale images in the tail of `pixels`: computed and ignored.
             transform.apply(data, indices: chunk, into: pixels.base)
             let out = model.forward(pixels.base, acts, lora: lora)
-            for (k, index) in chunk.enumerated() { body(index, out + k * per) }
+            let features = model.features(acts)
+            for (k, index) in chunk.enumerated() { body(index, out + k * per, features + k * f) }
         }
     }
 
@@ -43,7 +46,7 @@ public final class Evaluator {
     public func probeFeatures(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
         let d = hidden, t = tokens
         var out = [Float](repeating: 0, count: data.count * 2 * d)
-        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s in
+        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s, _ in
             let f = i * 2 * d
             for j in 0..<d { out[f + j] = s[j] }
             for p in 1..<t { for j in 0..<d { out[f + d + j] += s[p * d + j] } }
@@ -53,11 +56,12 @@ public final class Evaluator {
         return out
     }
 
-    /// The class token per image: [count, hidden] (sliced over ranks like ``probeFeatures(_:comm:)``).
-    public func clsFeatures(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
-        let d = hidden
+    /// The head's input per image, ``ViTModel/features(_:)``: [count, featureDim] (the class token, or CLIP's
+    /// normalized image embedding), sliced over ranks like ``probeFeatures(_:comm:)``.
+    public func features(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
+        let d = model.config.featureDim
         var out = [Float](repeating: 0, count: data.count * d)
-        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s in for j in 0..<d { out[i * d + j] = s[j] } }
+        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, _, f in for j in 0..<d { out[i * d + j] = f[j] } }
         try comm.allSum(&out)
         return out
     }
@@ -74,8 +78,8 @@ public final class Evaluator {
         let mine = Self.slice(data.count, comm)
         var logits = [Float](repeating: 0, count: head.classes)
         var correct = 0.0
-        forEachOutput(data, indices: mine) { i, s in
-            head.forward(&logits, hidden: s, batch: 1, tokens: tokens)
+        forEachOutput(data, indices: mine) { i, _, f in
+            head.forward(&logits, features: f, batch: 1)
             if argmax(logits, count: head.classes) == Int(data.labels[i]) { correct += 1 }
         }
         var counts = [correct, Double(mine.count)]

@@ -60,7 +60,7 @@ public final class ForgettingProtocol {
                                                       classes: source.train.numClasses)
         sourceProbe = fit.probe
         sourceBaseline = fit.probe.accuracy(testX, labels: source.test.labels)
-        sourceCLS = try ev.clsFeatures(source.test, comm: comm)
+        sourceCLS = try ev.features(source.test, comm: comm)
         log(String(format: "source probe on pretrained features: %.1f%% (weight decay %g)", 100 * sourceBaseline, fit.weightDecay))
     }
 
@@ -82,7 +82,7 @@ public final class ForgettingProtocol {
         let targetAcc = try ev.accuracy(target.test, head: trainer.head, comm: comm)
         let oodAcc = try ev.accuracy(targetOOD, head: trainer.head, comm: comm)
         let retention = probe.accuracy(try ev.probeFeatures(source.test, comm: comm), labels: source.test.labels)
-        let drift = meanCosineDrift(sourceCLS, try ev.clsFeatures(source.test, comm: comm), dim: model.config.hiddenSize)
+        let drift = meanCosineDrift(sourceCLS, try ev.features(source.test, comm: comm), dim: model.config.featureDim)
         let a = trainer.adapters
         return ForgettingResult(method: config.method.rawValue, targetAccuracy: targetAcc, sourceRetention: retention,
                                 sourceBaseline: sourceBaseline, cosineDrift: drift, oodAccuracy: oodAcc,

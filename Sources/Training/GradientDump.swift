@@ -1,7 +1,7 @@
 import Tensors
 import VisionTransformer
 
-/// The gradients of one batch for reference checks: loss = mean cross-entropy of the head on the class token,
+/// The gradients of one batch for reference checks: loss = mean cross-entropy of the head on the backbone's feature,
 /// every LoRA block treated as active, score gradients by the straight-through rule.
 /// Keys: `loss` [1], `head.weight.grad`, `head.bias.grad`, `<PEFT key>.grad` for each A and B, and
 /// `<module>.lora_gate.grad` [1] for each score (PEFT prefix `base_model.model.`).
@@ -23,8 +23,10 @@ public enum GradientDump {
         let headGrads = try head.makeStore()
         let logits = try FloatBuffer(count: n * head.classes), dLogits = try FloatBuffer(count: n * head.classes)
         let dOut = try FloatBuffer(count: acts.rows * model.config.hiddenSize)
+        let dFeatures = try FloatBuffer(count: n * model.config.featureDim)
         let (lossSum, _) = lossAndGradients(model: model, acts: acts, lora: run, baseGrads: nil, head: head,
-                                            headGrads: headGrads, logits: logits, dLogits: dLogits, dOut: dOut,
+                                            headGrads: headGrads, logits: logits, dLogits: dLogits,
+                                            dFeatures: dFeatures, dOut: dOut,
                                             pixels: pixels, labels: labels)
         var out = [Tensor(name: "loss", values: [Float(lossSum / Double(n))], shape: [1]),
                    Tensor(name: "head.weight.grad", values: Array(headGrads.buffer("head.weight")), shape: [head.classes, head.hidden]),

@@ -29,7 +29,7 @@ public final class Trainer {
     public let run: LoRARun?
     let baseGrads: ViTTensors?
     let headGrads: TensorStore
-    let logits: FloatBuffer, dLogits: FloatBuffer, dOut: FloatBuffer
+    let logits: FloatBuffer, dLogits: FloatBuffer, dFeatures: FloatBuffer, dOut: FloatBuffer
     var headOpt: AdamWState
     var loraOpt: AdamWState?
     var baseOpt: AdamWState?
@@ -41,13 +41,19 @@ public final class Trainer {
     public internal(set) var step = 0
 
     /// `batch` is the per-rank batch (the global batch / world size).
+    /// `initialHead` (e.g. a CLIP zero-shot head) is trained from its values; without it the head starts at
+    /// PyTorch's `nn.Linear` initialisation from the seed.
     public init(model: ViTModel, classes: Int, config: TrainingConfig, batch: Int, height: Int, width: Int,
-                adapters: LoRAAdapters? = nil) throws {
+                adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil) throws {
         try config.validate()
         guard classes > 1 else { throw ViTError.badInput("need at least 2 classes, got \(classes)") }
         self.config = config
         self.model = model
-        head = try ClassifierHead(classes: classes, hidden: model.config.hiddenSize, seed: config.seed)
+        head = try initialHead ?? ClassifierHead(classes: classes, hidden: model.config.featureDim, seed: config.seed)
+        guard head.classes == classes, head.hidden == model.config.featureDim else {
+            throw ViTError.invalidConfig("the initial head is [\(head.classes), \(head.hidden)]; this run needs "
+                + "[\(classes), \(model.config.featureDim)] (classes × the backbone's feature width)")
+        }
         headGrads = try head.makeStore()
         headOpt = try AdamWState(layout: head.params.layout)
         acts = try ViTActivations(config: model.config, batch: batch, height: height, width: width,
@@ -79,6 +85,7 @@ public final class Trainer {
         }
         logits = try FloatBuffer(count: batch * classes)
         dLogits = try FloatBuffer(count: batch * classes)
+        dFeatures = try FloatBuffer(count: batch * model.config.featureDim)
         dOut = try FloatBuffer(count: acts.rows * model.config.hiddenSize)
         schedule = LearningRateSchedule(totalSteps: config.steps, warmupSteps: config.warmupSteps)
         initialWeightsFingerprint = Checkpoint.weightsFingerprint(model)
@@ -119,7 +126,7 @@ public final class Trainer {
         run?.zeroGradients()
         baseGrads?.store.zero()
         return lossAndGradients(model: model, acts: acts, lora: run, baseGrads: baseGrads, head: head,
-                                headGrads: headGrads, logits: logits, dLogits: dLogits,
+                                headGrads: headGrads, logits: logits, dLogits: dLogits, dFeatures: dFeatures,
                                 dOut: config.method != .linearProbe ? dOut : nil, pixels: pixels, labels: labels,
                                 beforeBackbone: beforeBackbone, afterBlock: afterBlock)
     }
@@ -241,23 +248,28 @@ struct AdamWState {
     }
 }
 
-/// Forward through the backbone (with `lora`), the head on the class token and the mean cross-entropy; then the
-/// backward: head gradients into `headGrads`, and — when `dOut` is given — back through the backbone into
-/// `baseGrads` / `lora`'s gradients (all accumulated). `dOut` [rows, hidden] must be zero except the class-token
-/// rows, which this writes. Returns (loss summed over the batch, correct count).
+/// Forward through the backbone (with `lora`), the head on the backbone's feature (``ViTModel/features(_:)``) and
+/// the mean cross-entropy; then the backward: head gradients into `headGrads`, and — when `dOut` is given — back
+/// through the feature and the backbone into `baseGrads` / `lora`'s gradients (all accumulated). `dOut` [rows,
+/// hidden] must be zero except the class-token rows, which this writes; `dFeatures` [batch, featureDim] is scratch.
+/// Returns (loss summed over the batch, correct count).
 public func lossAndGradients(model: ViTModel, acts: ViTActivations, lora: LoRARun?, baseGrads: ViTTensors?,
                              head: ClassifierHead, headGrads: TensorStore, logits: FloatBuffer, dLogits: FloatBuffer,
-                             dOut: FloatBuffer?, pixels: UnsafePointer<Float>, labels: [Int32],
+                             dFeatures: FloatBuffer, dOut: FloatBuffer?, pixels: UnsafePointer<Float>, labels: [Int32],
                              beforeBackbone: ((Double, Int) -> Void)? = nil,
                              afterBlock: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
-    let batch = acts.batch, t = acts.tokens
-    let out = model.forward(pixels, acts, lora: lora)
-    head.forward(logits.base, hidden: out, batch: batch, tokens: t)
+    let batch = acts.batch
+    model.forward(pixels, acts, lora: lora)
+    let features = model.features(acts)
+    head.forward(logits.base, features: features, batch: batch)
     let (loss, correct) = labels.withUnsafeBufferPointer {
         crossEntropy(logits: logits.base, labels: $0.baseAddress!, rows: batch, classes: head.classes, dLogits: dLogits.base)
     }
-    head.backward(dLogits.base, hidden: out, batch: batch, tokens: t, grads: headGrads, dStates: dOut?.base)
+    head.backward(dLogits.base, features: features, batch: batch, grads: headGrads, dFeatures: dOut == nil ? nil : dFeatures.base)
     beforeBackbone?(loss * Double(batch), correct)
-    if let dOut { model.backward(dOut.base, acts, grads: baseGrads, lora: lora, afterBlock: afterBlock) }
+    if let dOut {
+        model.featuresBackward(dFeatures.base, acts, grads: baseGrads, dOut: dOut.base)
+        model.backward(dOut.base, acts, grads: baseGrads, lora: lora, afterBlock: afterBlock)
+    }
     return (loss * Double(batch), correct)
 }

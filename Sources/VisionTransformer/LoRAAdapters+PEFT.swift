@@ -14,8 +14,8 @@ extension LoRAAdapters {
     public static let weightsFile = "adapter_model.safetensors"
     public static let configFile = "adapter_config.json"
 
-    public static func peftKey(_ b: Block, _ which: String) -> String { "\(keyPrefix)\(b.path).lora_\(which).weight" }
-    public static func gateKey(_ b: Block) -> String { "\(keyPrefix)\(b.path).lora_gate" }
+    public static func peftKey(_ b: Block, _ which: String) -> String { "\(keyPrefix)\(b.exportPath).lora_\(which).weight" }
+    public static func gateKey(_ b: Block) -> String { "\(keyPrefix)\(b.exportPath).lora_gate" }
 
     /// Writes the adapter into `directory` (created if missing; both files atomically).
     /// `gated`: whether scores are part of the method (selective) — then every score is saved.
@@ -33,7 +33,7 @@ extension LoRAAdapters {
         try w.write(to: dir.appendingPathComponent(Self.weightsFile).path, metadata: ["format": "pt"])
         var json: [String: Any] = [
             "peft_type": "LORA", "r": config.rank, "lora_alpha": Double(config.alpha), "use_rslora": config.useRSLoRA,
-            "target_modules": config.targets.map(\.rawValue), "lora_dropout": 0.0, "bias": "none",
+            "target_modules": config.targets.map { model.moduleNames == .dinov2 ? $0.rawValue : $0.relativePath(model.moduleNames) }, "lora_dropout": 0.0, "bias": "none",
             "fan_in_fan_out": false, "base_model_name_or_path": baseModel, "inference_mode": true,
         ]
         if gated {

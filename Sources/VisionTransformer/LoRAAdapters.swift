@@ -16,6 +16,8 @@ public final class LoRAAdapters {
         public var path: String { target.modulePath(layer: layer) }
         public var aName: String { "\(path).lora_A" }
         public var bName: String { "\(path).lora_B" }
+        /// Module path in the checkpoint's own names (``ViTConfig/moduleNames``), used in exported adapters.
+        public let exportPath: String
     }
 
     public let model: ViTConfig
@@ -43,7 +45,8 @@ public final class LoRAAdapters {
             for t in LoRATarget.allCases where config.targets.contains(t) {
                 let f = t.features(model)
                 index[l][t] = blocks.count
-                blocks.append(Block(index: blocks.count, layer: l, target: t, inFeatures: f.in, outFeatures: f.out))
+                blocks.append(Block(index: blocks.count, layer: l, target: t, inFeatures: f.in, outFeatures: f.out,
+                                    exportPath: t.modulePath(layer: l, names: model.moduleNames)))
             }
         }
         self.blocks = blocks

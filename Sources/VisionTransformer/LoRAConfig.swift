@@ -16,6 +16,33 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
 
     public func modulePath(layer: Int) -> String { "\(ViTParameterNames.block(layer)).\(relativePath)" }
 
+    /// The module path in the checkpoint's own names (what PEFT keys and `target_modules` use on export).
+    /// OpenCLIP packs q, k, v into one `in_proj_weight`; their blocks are exported as `attn.q_proj`, `attn.k_proj`,
+    /// `attn.v_proj` (rows 0..<D, D..<2D, 2D..<3D of it).
+    public func modulePath(layer: Int, names: ModuleNames) -> String {
+        switch names {
+        case .dinov2: return modulePath(layer: layer)
+        case .openCLIP: return "visual.transformer.resblocks.\(layer).\(relativePath(names))"
+        case .huggingFaceCLIP: return "vision_model.encoder.layers.\(layer).\(relativePath(names))"
+        }
+    }
+
+    /// The module's path inside a block, in `names`.
+    public func relativePath(_ names: ModuleNames) -> String {
+        switch (names, self) {
+        case (.dinov2, _): return relativePath
+        case (.openCLIP, .query), (.openCLIP, .key), (.openCLIP, .value): return "attn.\(shortName)_proj"
+        case (.openCLIP, .output): return "attn.out_proj"
+        case (.openCLIP, .fc1): return "mlp.c_fc"
+        case (.openCLIP, .fc2): return "mlp.c_proj"
+        case (.huggingFaceCLIP, .output): return "self_attn.out_proj"
+        case (.huggingFaceCLIP, .fc1), (.huggingFaceCLIP, .fc2): return rawValue
+        case (.huggingFaceCLIP, _): return "self_attn.\(shortName)_proj"
+        }
+    }
+
+    var shortName: String { self == .query ? "q" : self == .key ? "k" : self == .value ? "v" : rawValue }
+
     /// (in, out) features of the Linear.
     public func features(_ c: ViTConfig) -> (in: Int, out: Int) {
         switch self {
@@ -25,16 +52,18 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
         }
     }
 
-    /// Accepts PEFT-style names and common short forms: query|q, key|k, value|v, attention.output.dense|dense|
-    /// output|o|proj, mlp.fc1|fc1, mlp.fc2|fc2.
+    /// Accepts PEFT-style names and common short forms: query|q|q_proj, key|k|k_proj, value|v|v_proj,
+    /// attention.output.dense|dense|output|o|proj|out_proj, mlp.fc1|fc1|c_fc, mlp.fc2|fc2|c_proj (DINOv2, timm,
+    /// OpenCLIP and Hugging Face CLIP names).
     public static func parse(_ s: String) -> LoRATarget? {
         switch s.lowercased() {
-        case "query", "q", "attention.attention.query": return .query
-        case "key", "k", "attention.attention.key": return .key
-        case "value", "v", "attention.attention.value": return .value
-        case "attention.output.dense", "output.dense", "dense", "output", "o", "proj", "attn.proj": return .output
-        case "mlp.fc1", "fc1": return .fc1
-        case "mlp.fc2", "fc2": return .fc2
+        case "query", "q", "attention.attention.query", "q_proj", "attn.q_proj", "self_attn.q_proj": return .query
+        case "key", "k", "attention.attention.key", "k_proj", "attn.k_proj", "self_attn.k_proj": return .key
+        case "value", "v", "attention.attention.value", "v_proj", "attn.v_proj", "self_attn.v_proj": return .value
+        case "attention.output.dense", "output.dense", "dense", "output", "o", "proj", "attn.proj", "out_proj",
+             "attn.out_proj", "self_attn.out_proj": return .output
+        case "mlp.fc1", "fc1", "c_fc", "mlp.c_fc": return .fc1
+        case "mlp.fc2", "fc2", "c_proj", "mlp.c_proj": return .fc2
         default: return nil
         }
     }

@@ -78,19 +78,19 @@ final class LinearProbeTests: XCTestCase {
 }
 
 final class ClassifierHeadTests: XCTestCase {
-    /// Head weight, bias and class-token gradients of mean cross-entropy against central differences in Double.
+    /// Head weight, bias and feature gradients of mean cross-entropy against central differences in Double.
     func testGradientsAgainstFiniteDifferences() throws {
-        let classes = 3, hidden = 4, batch = 2, tokens = 3
+        let classes = 3, hidden = 4, batch = 2, tokens = 1
         let head = try ClassifierHead(classes: classes, hidden: hidden, seed: 7)
         var rng = SplitMix64(seed: 1)
         let states = (0..<(batch * tokens * hidden)).map { _ in Float(rng.uniform(-1, 1)) }
         let labels: [Int32] = [2, 0]
         var logits = [Float](repeating: 0, count: batch * classes), dLogits = logits
-        head.forward(&logits, hidden: states, batch: batch, tokens: tokens)
+        head.forward(&logits, features: states, batch: batch)
         _ = crossEntropy(logits: logits, labels: labels, rows: batch, classes: classes, dLogits: &dLogits)
         let grads = try head.makeStore()
         var dStates = [Float](repeating: 0, count: states.count)
-        head.backward(dLogits, hidden: states, batch: batch, tokens: tokens, grads: grads, dStates: &dStates)
+        head.backward(dLogits, features: states, batch: batch, grads: grads, dFeatures: &dStates)
 
         let w0 = Array(head.params.buffer("head.weight")).map(Double.init), b0 = Array(head.params.buffer("head.bias")).map(Double.init)
         func loss(_ w: [Double], _ b: [Double], _ s: [Double]) -> Double {
@@ -107,8 +107,18 @@ final class ClassifierHeadTests: XCTestCase {
         let fdS = finiteDifferences(s0) { loss(w0, b0, $0) }
         XCTAssertLessThanOrEqual(worstRatio(Array(grads.buffer("head.weight")).map(Double.init), fdW, atol: 1e-5, rtol: 1e-3).ratio, 1)
         XCTAssertLessThanOrEqual(worstRatio(Array(grads.buffer("head.bias")).map(Double.init), fdB, atol: 1e-5, rtol: 1e-3).ratio, 1)
-        // Only the class-token rows carry a gradient.
         XCTAssertLessThanOrEqual(worstRatio(dStates.map(Double.init), fdS, atol: 1e-5, rtol: 1e-3).ratio, 1)
-        XCTAssertTrue(fdS[hidden..<(tokens * hidden)].allSatisfy { abs($0) < 1e-9 })
+    }
+
+    /// The zero-shot head's logits are exp(scale) · cos(image, class text), CLIP's `logits_per_image`.
+    func testZeroShotHeadIsScaledCosine() throws {
+        let text: [Float] = [3, 0, 4, /**/ 0, -2, 0]   // two classes, dim 3, not normalized
+        let head = try ClassifierHead.zeroShot(textEmbeddings: text, classes: 2, logitScale: log(100))
+        let image: [Float] = [0.6, 0.8, 0]             // unit length
+        var logits = [Float](repeating: 0, count: 2)
+        head.forward(&logits, features: image, batch: 1)
+        XCTAssertEqual(Double(logits[0]), 100 * (0.6 * 0.6), accuracy: 1e-4)
+        XCTAssertEqual(Double(logits[1]), 100 * -0.8, accuracy: 1e-4)
+        XCTAssertThrowsError(try ClassifierHead.zeroShot(textEmbeddings: [1, 2, 3], classes: 2, logitScale: 0))
     }
 }
