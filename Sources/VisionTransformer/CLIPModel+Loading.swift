@@ -95,6 +95,14 @@ struct CLIPCheckpoint {
         return max(1, width / 64)
     }
 
+    /// LayerNorm eps: the metadata's `layer_norm_eps` (written by ``CLIPModel/save(path:naming:metadata:)``), else a
+    /// Hugging Face config's, else 1e-5 (every CLIP's).
+    var layerNormEps: Float {
+        if let s = file.metadata["layer_norm_eps"], let v = Float(s), v > 0 { return v }
+        if let v = subConfig(true)["layer_norm_eps"] as? Double, v > 0 { return Float(v) }
+        return 1e-5
+    }
+
     func activation(_ vision: Bool) throws -> Activation {
         if let a = options.activation { return a }
         for s in [subConfig(vision)["hidden_act"] as? String, file.metadata["hidden_act"]].compactMap({ $0 }) {
@@ -127,8 +135,10 @@ struct CLIPCheckpoint {
         }
     }
 
-    /// (internal suffix, source suffix) of the block tensors other than q/k/v.
-    var blockPairs: [(String, String)] {
+    var blockPairs: [(String, String)] { Self.blockPairs(naming) }
+
+    /// (internal suffix, checkpoint suffix) of the block tensors other than q/k/v.
+    static func blockPairs(_ naming: CLIPNaming) -> [(String, String)] {
         let oc = naming == .openCLIP
         return [("norm1.weight", oc ? "ln_1.weight" : "layer_norm1.weight"), ("norm1.bias", oc ? "ln_1.bias" : "layer_norm1.bias"),
                 ("attention.output.dense.weight", oc ? "attn.out_proj.weight" : "self_attn.out_proj.weight"),
@@ -205,6 +215,7 @@ struct CLIPCheckpoint {
                                           patch: patch[2], grid: grid, projection: e,
                                           activation: try activation(true), moduleNames: naming.moduleNames)
         config.channels = patch[1]
+        config.layerNormEps = layerNormEps
         do { try config.validate() } catch { throw fail("image tower: \(error)") }
         let model = try ViTModel(config: config)
         let s = model.params.store
@@ -255,9 +266,10 @@ struct CLIPCheckpoint {
             throw fail("`\(prefix)\(projName)` has shape \(proj); expected \(want): text width \(d) to the embedding "
                 + "width \(e) of the image projection")
         }
-        let config = CLIPTextConfig(width: d, layers: layers, heads: heads(false, width: d), mlp: fc1[0],
+        var config = CLIPTextConfig(width: d, layers: layers, heads: heads(false, width: d), mlp: fc1[0],
                                     vocabularySize: tok[0], contextLength: pos[0], projectionDim: e,
                                     activation: try activation(false), moduleNames: naming.moduleNames)
+        config.stack.layerNormEps = layerNormEps
         do { try config.validate() } catch { throw fail("text tower: \(error)") }
         let model = try CLIPTextModel(config: config)
         put(model.params, "token_embedding", try read(tokName, tok))
@@ -319,5 +331,84 @@ extension ViTModel {
             throw CheckpointError(path: path, message: "not a CLIP checkpoint (no OpenCLIP or Hugging Face CLIP names)")
         }
         return try ckpt.loadVision()
+    }
+}
+
+// MARK: Saving
+
+extension CLIPModel {
+    /// Writes both towers and the logit scale under `naming`'s names (atomically), the form ``load(path:options:)``
+    /// reads back; the head counts, activation and LayerNorm eps go into the metadata (`vision_heads`,
+    /// `text_heads`, `hidden_act`, `layer_norm_eps`), since tensor shapes cannot carry them.
+    public func save(path: String, naming: CLIPNaming, metadata: [String: String] = [:]) throws {
+        var w = SafeTensorsWriter()
+        let oc = naming == .openCLIP
+        let v = vision.config, d = v.hiddenSize, e = embedDim
+        let vs = vision.params.store
+        typealias N = ViTParameterNames
+        func add(_ name: String, _ values: [Float], _ shape: [Int]) throws { try w.add(name, floats: values, shape: shape) }
+        func tensor(_ s: TensorStore, _ name: String) -> [Float] { Array(s.buffer(name)) }
+        func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
+            var y = [Float](repeating: 0, count: x.count)
+            for r in 0..<rows { for c in 0..<cols { y[c * rows + r] = x[r * cols + c] } }
+            return y
+        }
+        try add(oc ? "visual.conv1.weight" : "vision_model.embeddings.patch_embedding.weight", tensor(vs, N.patchWeight),
+                [d, v.channels, v.patchSize, v.patchSize])
+        try add(oc ? "visual.class_embedding" : "vision_model.embeddings.class_embedding", tensor(vs, N.clsToken), [d])
+        try add(oc ? "visual.positional_embedding" : "vision_model.embeddings.position_embedding.weight",
+                tensor(vs, N.positions), [1 + v.positionGrid * v.positionGrid, d])
+        for (mine, oc1, hf) in [(N.preNormWeight, "visual.ln_pre.weight", "vision_model.pre_layrnorm.weight"),
+                                (N.preNormBias, "visual.ln_pre.bias", "vision_model.pre_layrnorm.bias"),
+                                (N.finalNormWeight, "visual.ln_post.weight", "vision_model.post_layernorm.weight"),
+                                (N.finalNormBias, "visual.ln_post.bias", "vision_model.post_layernorm.bias")] {
+            try add(oc ? oc1 : hf, tensor(vs, mine), [d])
+        }
+        let proj = tensor(vs, N.projection)
+        try add(oc ? "visual.proj" : "visual_projection.weight", oc ? transposed(proj, rows: e, cols: d) : proj,
+                oc ? [d, e] : [e, d])
+        let t = text.config, dt = t.width
+        try add(oc ? "token_embedding.weight" : "text_model.embeddings.token_embedding.weight",
+                tensor(text.params, "token_embedding"), [t.vocabularySize, dt])
+        try add(oc ? "positional_embedding" : "text_model.embeddings.position_embedding.weight",
+                tensor(text.params, "positional_embedding"), [t.contextLength, dt])
+        let tp = tensor(text.params, "text_projection")
+        try add(oc ? "text_projection" : "text_projection.weight", oc ? transposed(tp, rows: e, cols: dt) : tp,
+                oc ? [dt, e] : [e, dt])
+        let ts = text.stack.params.store
+        try add(oc ? "ln_final.weight" : "text_model.final_layer_norm.weight", tensor(ts, N.finalNormWeight), [dt])
+        try add(oc ? "ln_final.bias" : "text_model.final_layer_norm.bias", tensor(ts, N.finalNormBias), [dt])
+        try add("logit_scale", [logitScale], [])
+        for (isVision, store, c) in [(true, vs, v), (false, ts, t.stack)] {
+            let blocks = oc ? (isVision ? "visual.transformer.resblocks." : "transformer.resblocks.")
+                            : (isVision ? "vision_model.encoder.layers." : "text_model.encoder.layers.")
+            let w = c.hiddenSize
+            for l in 0..<c.numLayers {
+                let h = "\(N.block(l)).attention.attention."
+                if oc {
+                    try add("\(blocks)\(l).attn.in_proj_weight", tensor(store, "\(h)query.weight") + tensor(store, "\(h)key.weight")
+                        + tensor(store, "\(h)value.weight"), [3 * w, w])
+                    try add("\(blocks)\(l).attn.in_proj_bias", tensor(store, "\(h)query.bias") + tensor(store, "\(h)key.bias")
+                        + tensor(store, "\(h)value.bias"), [3 * w])
+                } else {
+                    for (mine, theirs) in [("query", "q"), ("key", "k"), ("value", "v")] {
+                        try add("\(blocks)\(l).self_attn.\(theirs)_proj.weight", tensor(store, "\(h)\(mine).weight"), [w, w])
+                        try add("\(blocks)\(l).self_attn.\(theirs)_proj.bias", tensor(store, "\(h)\(mine).bias"), [w])
+                    }
+                }
+                for (mine, theirs) in CLIPCheckpoint.blockPairs(naming) {
+                    let name = "\(N.block(l)).\(mine)"
+                    guard let entry = store.layout.entry(name) else { continue }
+                    try add("\(blocks)\(l).\(theirs)", tensor(store, name), entry.shape)
+                }
+            }
+        }
+        var meta = metadata
+        meta["format"] = "pt"
+        meta["vision_heads"] = String(v.numHeads)
+        meta["text_heads"] = String(t.stack.numHeads)
+        meta["hidden_act"] = v.activation.rawValue
+        meta["layer_norm_eps"] = String(v.layerNormEps)
+        try w.write(to: path, metadata: meta)
     }
 }

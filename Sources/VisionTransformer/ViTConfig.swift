@@ -55,6 +55,13 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
         return c
     }
 
+    /// This config with other module names (same shape).
+    public func with(moduleNames: ModuleNames) -> ViTConfig {
+        var c = self
+        c.moduleNames = moduleNames
+        return c
+    }
+
     /// Width of ``ViTModel/features(_:)``: the projection's, else the hidden size.
     public var featureDim: Int { projectionDim ?? hiddenSize }
 

@@ -65,6 +65,32 @@ final class CLIPReferenceTests: XCTestCase {
         }
     }
 
+    /// Saving in either naming and loading back gives the same tensors (OpenCLIP → OpenCLIP is the identity on
+    /// every tensor of the original file) and records heads / activation / eps in the metadata.
+    func testSaveRoundTrip() throws {
+        let src = Repo.path("\(Self.dir)/openclip_gelu.safetensors")
+        let clip = try CLIPModel.load(path: src, options: CLIPLoadOptions(visionHeads: 2, textHeads: 2, activation: .gelu))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("selora-clip-save-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let original = try SafeTensorsFile(path: src)
+        for naming in [CLIPNaming.openCLIP, .huggingFace] {
+            let path = dir.appendingPathComponent("\(naming.rawValue).safetensors").path
+            try clip.save(path: path, naming: naming)
+            let back = try CLIPModel.load(path: path)   // heads and activation from the metadata
+            XCTAssertEqual(back.vision.config, clip.vision.config.with(moduleNames: naming == .openCLIP ? .openCLIP : .huggingFaceCLIP))
+            XCTAssertEqual(back.text.config.stack.numHeads, 2)
+            XCTAssertEqual(back.vision.params.store.storage.toArray(), clip.vision.params.store.storage.toArray())
+            XCTAssertEqual(back.text.params.storage.toArray(), clip.text.params.storage.toArray())
+            XCTAssertEqual(back.text.stack.params.store.storage.toArray(), clip.text.stack.params.store.storage.toArray())
+            if naming == .openCLIP {
+                let saved = try SafeTensorsFile(path: path)
+                XCTAssertEqual(Set(saved.names), Set(original.names))
+                for n in original.names { XCTAssertEqual(try saved.floats(n), try original.floats(n), n) }
+            }
+        }
+    }
+
     /// The activation cannot be read off the tensors: loading the GELU weights as QuickGELU must change the output
     /// (so the fixture and the option are really tested).
     func testWrongActivationIsVisible() throws {
