@@ -95,11 +95,11 @@ struct CLIPCheckpoint {
         return max(1, width / 64)
     }
 
-    /// LayerNorm eps: the metadata's `layer_norm_eps` (written by ``CLIPModel/save(path:naming:metadata:)``), else a
+    /// LayerNorm eps: the metadata's `layer_norm_eps` / `text_layer_norm_eps` (written by ``CLIPModel/save(path:naming:metadata:)``), else a
     /// Hugging Face config's, else 1e-5 (every CLIP's).
-    var layerNormEps: Float {
-        if let s = file.metadata["layer_norm_eps"], let v = Float(s), v > 0 { return v }
-        if let v = subConfig(true)["layer_norm_eps"] as? Double, v > 0 { return Float(v) }
+    func layerNormEps(_ vision: Bool) -> Float {
+        if let s = file.metadata[vision ? "layer_norm_eps" : "text_layer_norm_eps"], let v = Float(s), v > 0 { return v }
+        if let v = subConfig(vision)["layer_norm_eps"] as? Double, v > 0 { return Float(v) }
         return 1e-5
     }
 
@@ -215,7 +215,10 @@ struct CLIPCheckpoint {
                                           patch: patch[2], grid: grid, projection: e,
                                           activation: try activation(true), moduleNames: naming.moduleNames)
         config.channels = patch[1]
-        config.layerNormEps = layerNormEps
+        config.layerNormEps = layerNormEps(true)
+        // Every OpenAI / OpenCLIP / HF tower has ln_pre; a tower converted from DINOv2 (`selora clip-compose`)
+        // has none, since a LayerNorm cannot be made the identity.
+        config.preNorm = file.contains(prefix + (oc ? "visual.ln_pre.weight" : "vision_model.pre_layrnorm.weight"))
         do { try config.validate() } catch { throw fail("image tower: \(error)") }
         let model = try ViTModel(config: config)
         let s = model.params.store
@@ -226,7 +229,8 @@ struct CLIPCheckpoint {
         for (mine, theirs) in [(N.preNormWeight, oc ? "visual.ln_pre.weight" : "vision_model.pre_layrnorm.weight"),
                                (N.preNormBias, oc ? "visual.ln_pre.bias" : "vision_model.pre_layrnorm.bias"),
                                (N.finalNormWeight, oc ? "visual.ln_post.weight" : "vision_model.post_layernorm.weight"),
-                               (N.finalNormBias, oc ? "visual.ln_post.bias" : "vision_model.post_layernorm.bias")] {
+                               (N.finalNormBias, oc ? "visual.ln_post.bias" : "vision_model.post_layernorm.bias")]
+        where s.layout.entry(mine) != nil {
             put(s, mine, try read(theirs, [d]))
         }
         try copyBlocks(t, into: s, layers: layers, width: d)
@@ -269,7 +273,7 @@ struct CLIPCheckpoint {
         var config = CLIPTextConfig(width: d, layers: layers, heads: heads(false, width: d), mlp: fc1[0],
                                     vocabularySize: tok[0], contextLength: pos[0], projectionDim: e,
                                     activation: try activation(false), moduleNames: naming.moduleNames)
-        config.stack.layerNormEps = layerNormEps
+        config.stack.layerNormEps = layerNormEps(false)
         do { try config.validate() } catch { throw fail("text tower: \(error)") }
         let model = try CLIPTextModel(config: config)
         put(model.params, "token_embedding", try read(tokName, tok))
@@ -361,7 +365,8 @@ extension CLIPModel {
         for (mine, oc1, hf) in [(N.preNormWeight, "visual.ln_pre.weight", "vision_model.pre_layrnorm.weight"),
                                 (N.preNormBias, "visual.ln_pre.bias", "vision_model.pre_layrnorm.bias"),
                                 (N.finalNormWeight, "visual.ln_post.weight", "vision_model.post_layernorm.weight"),
-                                (N.finalNormBias, "visual.ln_post.bias", "vision_model.post_layernorm.bias")] {
+                                (N.finalNormBias, "visual.ln_post.bias", "vision_model.post_layernorm.bias")]
+        where vs.layout.entry(mine) != nil {
             try add(oc ? oc1 : hf, tensor(vs, mine), [d])
         }
         let proj = tensor(vs, N.projection)
@@ -409,6 +414,7 @@ extension CLIPModel {
         meta["text_heads"] = String(t.stack.numHeads)
         meta["hidden_act"] = v.activation.rawValue
         meta["layer_norm_eps"] = String(v.layerNormEps)
+        meta["text_layer_norm_eps"] = String(t.stack.layerNormEps)
         try w.write(to: path, metadata: meta)
     }
 }

@@ -133,3 +133,33 @@ public func normalizedRows(_ x: [Float], dim: Int) -> [Float] {
     }
     return y
 }
+
+extension CLIPTextModel {
+    /// OpenCLIP's initialisation of a text tower (`CLIP.initialize_parameters`), from `seed`: token embeddings
+    /// N(0, 0.02²), positions N(0, 0.01²), attention in_proj N(0, width⁻¹), out_proj and c_proj
+    /// N(0, (width·2·layers)⁻¹), c_fc N(0, (2·width)⁻¹), biases 0, LayerNorms 1 / 0, text_projection N(0, width⁻¹).
+    public func initializeRandomly(seed: UInt64) {
+        var rng = SeededRandom(seed: seed, stream: "clip-text-init")
+        let d = Float(config.width), layers = Float(config.stack.numLayers)
+        func fill(_ p: UnsafeMutableBufferPointer<Float>, std: Float) { for i in p.indices { p[i] = std * rng.normal() } }
+        fill(params.buffer("token_embedding"), std: 0.02)
+        fill(params.buffer("positional_embedding"), std: 0.01)
+        fill(params.buffer("text_projection"), std: 1 / d.squareRoot())
+        let s = stack.params.store
+        for e in s.layout.entries {
+            let b = s.buffer(e.name)
+            switch e.name {
+            case let n where n.hasSuffix("norm1.weight") || n.hasSuffix("norm2.weight") || n == ViTParameterNames.finalNormWeight:
+                b.update(repeating: 1)
+            case let n where n.contains(".attention.attention.") && n.hasSuffix(".weight"):
+                fill(b, std: 1 / d.squareRoot())
+            case let n where n.hasSuffix("attention.output.dense.weight") || n.hasSuffix("mlp.fc2.weight"):
+                fill(b, std: 1 / (d * 2 * layers).squareRoot())
+            case let n where n.hasSuffix("mlp.fc1.weight"):
+                fill(b, std: 1 / (2 * d).squareRoot())
+            default:
+                b.update(repeating: 0)   // biases, final-norm bias; the stack's unused image fields
+            }
+        }
+    }
+}

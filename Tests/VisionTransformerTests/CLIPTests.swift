@@ -277,3 +277,38 @@ final class CLIPCheckpointErrorTests: XCTestCase {
         XCTAssertFalse(m.config.layerScale)
     }
 }
+
+/// A DINOv2-style ViT rewritten as a CLIP image tower computes the same function (LayerScale and the patch bias
+/// folded, no ln_pre), and survives saving in CLIP names.
+final class CLIPFormTests: XCTestCase {
+    func testClipFormIsTheSameFunction() throws {
+        let config = ViTConfig(hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                               positionGrid: 3, layerNormEps: 1e-6)
+        var rng = TestRNG(seed: 3)
+        let (dino, _) = try randomTinyModel(config, &rng)
+        var eye = [Float](repeating: 0, count: 64)
+        for i in 0..<8 { eye[i * 9] = 1 }
+        let clipVision = try dino.clipForm(projection: eye, projectionDim: 8)
+        XCTAssertFalse(clipVision.config.preNorm || clipVision.config.layerScale || clipVision.config.patchBias)
+        let text = try CLIPTextModel(config: CLIPTextConfig(width: 8, layers: 1, heads: 2, mlp: 16, vocabularySize: 49408,
+                                                            contextLength: 77, projectionDim: 8, activation: .gelu))
+        text.initializeRandomly(seed: 1)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("selora-clipform-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try CLIPModel(vision: clipVision, text: text, logitScale: log(100)).save(path: path, naming: .openCLIP)
+        let loaded = try CLIPModel.load(path: path)
+        XCTAssertEqual(loaded.vision.config, clipVision.config)
+        XCTAssertEqual(loaded.text.config, text.config)
+
+        let pixels = rng.array(2 * 3 * 6 * 4, -2, 2).map(Float.init)   // 6×4: the positions are resized
+        let a1 = try ViTActivations(config: config, batch: 2, height: 6, width: 4, training: false)
+        dino.forward(pixels, a1)
+        let cls = normalizedRows(Array(UnsafeBufferPointer(start: dino.features(a1), count: 16)), dim: 8)
+        for m in [clipVision, loaded.vision] {
+            let a2 = try ViTActivations(config: m.config, batch: 2, height: 6, width: 4, training: false)
+            m.forward(pixels, a2)
+            let f = Array(UnsafeBufferPointer(start: m.features(a2), count: 16))
+            XCTAssertLessThanOrEqual(zip(f, cls).map { abs($0 - $1) }.max()!, 2e-6)
+        }
+    }
+}
