@@ -63,9 +63,11 @@ public final class CLIPTextModel {
     /// Text features [rows, projectionDim] (not normalized: OpenCLIP `encode_text`) of `ids` [rows, context]
     /// (token ids, zero-padded; see ``CLIPTokenizer``). The feature of each row is taken at its largest id — the
     /// end-of-text token, the largest id of CLIP's vocabulary — as OpenCLIP's `argmax` pooling does.
+    /// With `project: false`, the pooled states before `text_projection` ([rows, width]; HF `pooler_output`).
     /// Throws on an id outside the vocabulary or a row of another length.
-    public func encode(ids: [Int32], batch: Int = 16) throws -> [Float] {
-        let t = config.contextLength, d = config.width, e = config.projectionDim, v = config.vocabularySize
+    public func encode(ids: [Int32], batch: Int = 16, project: Bool = true) throws -> [Float] {
+        let t = config.contextLength, d = config.width, v = config.vocabularySize
+        let e = project ? config.projectionDim : d
         guard ids.count % t == 0 else {
             throw ViTError.badInput("text tower: \(ids.count) token ids are not whole rows of the context \(t)")
         }
@@ -95,8 +97,12 @@ public final class CLIPTextModel {
                 let eot = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! - row.startIndex
                 let h = hidden + (r * t + eot) * d
                 out.withUnsafeMutableBufferPointer { o in
-                    sgemm(transB: true, m: 1, n: e, k: d, a: h, lda: d, b: proj, ldb: d, c: o.baseAddress! + (start + r) * e,
-                          ldc: e)
+                    let dst = o.baseAddress! + (start + r) * e
+                    if project {
+                        sgemm(transB: true, m: 1, n: e, k: d, a: h, lda: d, b: proj, ldb: d, c: dst, ldc: e)
+                    } else {
+                        dst.update(from: h, count: d)
+                    }
                 }
             }
         }

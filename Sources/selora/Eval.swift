@@ -46,7 +46,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Directory for report.json, report.md and metrics-<method>.jsonl (created; must not hold a report already).")
     var out: String?
 
-    func parsedMethods() throws -> [Method] {
+    func parsedMethods() throws -> [Method] { try Self.parse(methods) }
+
+    static func parse(_ methods: String) throws -> [Method] {
         try methods.split(separator: ",").map {
             guard let m = Method(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("--methods: unknown method `\($0)`; expected selective, lora, full, linear-probe")
@@ -63,7 +65,7 @@ struct Eval: ParsableCommand {
         try withCommunicator(runtime, "selora.eval") { comm, log in
             if comm.isRoot, let out { try prepareRunDirectory(out) }
             let weights = model.weights, heads = model.heads
-            _ = try model.loadModel(log: log)
+            try data.check(model: try model.loadModel(log: log).config)
             let target = try data.load()
             try checkBatch(base.batchSize, fits: target.train.count)
             let ood = try ImageCorruption(seed: oodSeed).apply(target.test)

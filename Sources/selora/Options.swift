@@ -4,13 +4,18 @@ import Logging
 import Tensors
 import VisionTransformer
 
+extension Activation: ExpressibleByArgument {}
+
 /// Where the backbone comes from.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Backbone weights: safetensors in Hugging Face Dinov2Model or timm names (launch/fetch-weights writes weights/dinov2-vits14.safetensors).")
+    @Option(help: "Backbone weights: safetensors in Hugging Face Dinov2Model or timm names, or a CLIP checkpoint (OpenCLIP or Hugging Face CLIPModel names: its image tower) (launch/fetch-weights writes weights/dinov2-vits14.safetensors).")
     var weights: String = "weights/dinov2-vits14.safetensors"
 
     @Option(help: "Attention heads, when the checkpoint's metadata does not say (default: hidden size / 64).")
     var heads: Int?
+
+    @Option(help: "CLIP checkpoints only: the MLP activation, gelu or quick_gelu, when neither a config.json beside the file nor its metadata says (default quick_gelu, OpenAI CLIP's).")
+    var activation: Activation?
 
     func validate() throws {
         if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
@@ -20,7 +25,7 @@ struct ModelOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: weights) else {
             throw ValidationError("--weights \(weights): no such file (run launch/fetch-weights to create the default one)")
         }
-        let model = try ViTModel.load(path: weights, numHeads: heads)
+        let model = try ViTModel.load(path: weights, numHeads: heads, activation: activation)
         log.info("loaded \(weights): \(model.config), \(model.params.store.layout.parameterCount) parameters")
         return model
     }

@@ -21,14 +21,21 @@ struct DataOptions: ParsableArguments {
     var trainCount = 1000
     @Option(help: "Use the first N test images.")
     var testCount = 500
-    @Option(help: "Model input side in pixels (a multiple of the patch size, 14).")
+    @Option(help: "Model input side in pixels (a multiple of the model's patch size: 14 for DINOv2 ViT-S/14).")
     var imageSize = 224
 
     func validate() throws {
         guard trainCount > 0 else { throw ValidationError("--train-count must be positive, got \(trainCount)") }
         guard testCount > 0 else { throw ValidationError("--test-count must be positive, got \(testCount)") }
-        guard imageSize > 0, imageSize % 14 == 0 else {
-            throw ValidationError("--image-size \(imageSize): expected a positive multiple of 14 (e.g. 56, 112, 224)")
+        guard imageSize > 0 else { throw ValidationError("--image-size must be positive, got \(imageSize)") }
+    }
+
+    /// The image size against the loaded model's patch size (the model is known only after parsing).
+    func check(model c: ViTConfig) throws {
+        guard imageSize % c.patchSize == 0 else {
+            let p = c.patchSize
+            throw ValidationError("--image-size \(imageSize): expected a positive multiple of the model's patch size \(p) "
+                + "(e.g. \(4 * p), \(8 * p), \(16 * p))")
         }
     }
 
@@ -79,6 +86,7 @@ struct Probe: ParsableCommand {
         let log = runtime.start("selora.probe")
         if let json { try checkOutput(json, notOneOf: [model.weights], flag: "--json") }
         let vit = try model.loadModel(log: log)
+        try data.check(model: vit.config)
         let (train, test) = try data.load()
         log.info("data: \(train.count) training and \(test.count) test images, \(train.height)×\(train.width) → \(data.imageSize)×\(data.imageSize)")
         let extractor = try Evaluator(model: vit, adapters: nil, size: data.imageSize, batch: batchSize)

@@ -22,6 +22,7 @@ struct Test: ParsableCommand {
     func run() throws {
         let log = runtime.start("selora.test")
         let vit = try model.loadModel(log: log)
+        try data.check(model: vit.config)
         let adapters = try adapter.map { try LoRAAdapters.load(directory: $0, model: vit.config).0 }
         let h = try ClassifierHead.load(path: head, hidden: vit.config.hiddenSize)
         let (_, testSet) = try data.load()

@@ -72,6 +72,7 @@ struct Train: ParsableCommand {
             let out = runDirectory
             if root && resume == nil { try prepareRunDirectory(out) }
             let vit = try model.loadModel(log: log)
+        try data.check(model: vit.config)
             var adapters: LoRAAdapters?
             if let dir = initAdapter {
                 guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective or lora") }

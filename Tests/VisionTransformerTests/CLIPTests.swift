@@ -54,6 +54,8 @@ final class CLIPReferenceTests: XCTestCase {
 
                 let text = try clip.text.encode(ids: ids, batch: 3)   // a short last batch on purpose
                 check(text, try floats(want, "text_features"), "\(what) encode_text")
+                check(try clip.text.encode(ids: ids, project: false), try floats(want, "text_pooled_pre_proj"),
+                      "\(what) ln_final(end-of-text token)")
                 // logits_per_image = exp(scale) · norm(img) · norm(txt)ᵀ
                 let ni = normalizedRows(imageFeatures, dim: 24), nt = normalizedRows(text, dim: 24)
                 var logits = [Float](repeating: 0, count: 12)
@@ -110,8 +112,9 @@ final class CLIPTokenizerTests: XCTestCase {
 
     static func vocabulary() throws -> String {
         let path = ProcessInfo.processInfo.environment["SELORA_CLIP_VOCAB"] ?? Repo.path("data/clip/bpe_simple_vocab_16e6.txt.gz")
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw XCTSkip("\(path) is missing: run launch/fetch-clip-vocab (launch/test does)")
+        guard FileManager.default.fileExists(atPath: path) else {   // a failure, not a skip: launch/test fetches it
+            XCTFail("\(path) is missing: run launch/fetch-clip-vocab (launch/test does)")
+            throw XCTSkip("no vocabulary")
         }
         return path
     }
