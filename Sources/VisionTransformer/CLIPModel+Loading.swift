@@ -340,23 +340,27 @@ extension ViTModel {
 
 // MARK: Saving
 
-extension CLIPModel {
-    /// Writes both towers and the logit scale under `naming`'s names (atomically), the form ``load(path:options:)``
-    /// reads back; the head counts, activation and LayerNorm eps go into the metadata (`vision_heads`,
-    /// `text_heads`, `hidden_act`, `layer_norm_eps`), since tensor shapes cannot carry them.
-    public func save(path: String, naming: CLIPNaming, metadata: [String: String] = [:]) throws {
-        var w = SafeTensorsWriter()
-        let oc = naming == .openCLIP
-        let v = vision.config, d = v.hiddenSize, e = embedDim
-        let vs = vision.params.store
+/// Writes CLIP towers under OpenCLIP or Hugging Face names: the inverse of ``CLIPCheckpoint``'s reading.
+struct CLIPWriter {
+    let naming: CLIPNaming
+    var w = SafeTensorsWriter()
+    var meta: [String: String] = ["format": "pt"]
+    var oc: Bool { naming == .openCLIP }
+
+    init(naming: CLIPNaming) { self.naming = naming }
+
+    mutating func add(_ name: String, _ values: [Float], _ shape: [Int]) throws { try w.add(name, floats: values, shape: shape) }
+    func tensor(_ s: TensorStore, _ name: String) -> [Float] { Array(s.buffer(name)) }
+    func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: x.count)
+        for r in 0..<rows { for c in 0..<cols { y[c * rows + r] = x[r * cols + c] } }
+        return y
+    }
+
+    mutating func addVision(_ vision: ViTModel) throws {
         typealias N = ViTParameterNames
-        func add(_ name: String, _ values: [Float], _ shape: [Int]) throws { try w.add(name, floats: values, shape: shape) }
-        func tensor(_ s: TensorStore, _ name: String) -> [Float] { Array(s.buffer(name)) }
-        func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
-            var y = [Float](repeating: 0, count: x.count)
-            for r in 0..<rows { for c in 0..<cols { y[c * rows + r] = x[r * cols + c] } }
-            return y
-        }
+        let v = vision.config, d = v.hiddenSize, vs = vision.params.store
+        guard let e = v.projectionDim else { throw ViTError.invalidConfig("not a CLIP image tower (no projection): \(v)") }
         try add(oc ? "visual.conv1.weight" : "vision_model.embeddings.patch_embedding.weight", tensor(vs, N.patchWeight),
                 [d, v.channels, v.patchSize, v.patchSize])
         try add(oc ? "visual.class_embedding" : "vision_model.embeddings.class_embedding", tensor(vs, N.clsToken), [d])
@@ -372,7 +376,15 @@ extension CLIPModel {
         let proj = tensor(vs, N.projection)
         try add(oc ? "visual.proj" : "visual_projection.weight", oc ? transposed(proj, rows: e, cols: d) : proj,
                 oc ? [d, e] : [e, d])
-        let t = text.config, dt = t.width
+        try addBlocks(vs, v, prefix: oc ? "visual.transformer.resblocks." : "vision_model.encoder.layers.")
+        meta["vision_heads"] = String(v.numHeads)
+        meta["hidden_act"] = v.activation.rawValue
+        meta["layer_norm_eps"] = String(v.layerNormEps)
+    }
+
+    mutating func addText(_ text: CLIPTextModel) throws {
+        typealias N = ViTParameterNames
+        let t = text.config, dt = t.width, e = t.projectionDim
         try add(oc ? "token_embedding.weight" : "text_model.embeddings.token_embedding.weight",
                 tensor(text.params, "token_embedding"), [t.vocabularySize, dt])
         try add(oc ? "positional_embedding" : "text_model.embeddings.position_embedding.weight",
@@ -383,38 +395,49 @@ extension CLIPModel {
         let ts = text.stack.params.store
         try add(oc ? "ln_final.weight" : "text_model.final_layer_norm.weight", tensor(ts, N.finalNormWeight), [dt])
         try add(oc ? "ln_final.bias" : "text_model.final_layer_norm.bias", tensor(ts, N.finalNormBias), [dt])
-        try add("logit_scale", [logitScale], [])
-        for (isVision, store, c) in [(true, vs, v), (false, ts, t.stack)] {
-            let blocks = oc ? (isVision ? "visual.transformer.resblocks." : "transformer.resblocks.")
-                            : (isVision ? "vision_model.encoder.layers." : "text_model.encoder.layers.")
-            let w = c.hiddenSize
-            for l in 0..<c.numLayers {
-                let h = "\(N.block(l)).attention.attention."
-                if oc {
-                    try add("\(blocks)\(l).attn.in_proj_weight", tensor(store, "\(h)query.weight") + tensor(store, "\(h)key.weight")
-                        + tensor(store, "\(h)value.weight"), [3 * w, w])
-                    try add("\(blocks)\(l).attn.in_proj_bias", tensor(store, "\(h)query.bias") + tensor(store, "\(h)key.bias")
-                        + tensor(store, "\(h)value.bias"), [3 * w])
-                } else {
-                    for (mine, theirs) in [("query", "q"), ("key", "k"), ("value", "v")] {
-                        try add("\(blocks)\(l).self_attn.\(theirs)_proj.weight", tensor(store, "\(h)\(mine).weight"), [w, w])
-                        try add("\(blocks)\(l).self_attn.\(theirs)_proj.bias", tensor(store, "\(h)\(mine).bias"), [w])
-                    }
-                }
-                for (mine, theirs) in CLIPCheckpoint.blockPairs(naming) {
-                    let name = "\(N.block(l)).\(mine)"
-                    guard let entry = store.layout.entry(name) else { continue }
-                    try add("\(blocks)\(l).\(theirs)", tensor(store, name), entry.shape)
+        try addBlocks(ts, t.stack, prefix: oc ? "transformer.resblocks." : "text_model.encoder.layers.")
+        meta["text_heads"] = String(t.stack.numHeads)
+        meta["text_layer_norm_eps"] = String(t.stack.layerNormEps)
+    }
+
+    mutating func addBlocks(_ store: TensorStore, _ c: ViTConfig, prefix blocks: String) throws {
+        typealias N = ViTParameterNames
+        let w = c.hiddenSize
+        for l in 0..<c.numLayers {
+            let h = "\(N.block(l)).attention.attention."
+            if oc {
+                try add("\(blocks)\(l).attn.in_proj_weight", tensor(store, "\(h)query.weight") + tensor(store, "\(h)key.weight")
+                    + tensor(store, "\(h)value.weight"), [3 * w, w])
+                try add("\(blocks)\(l).attn.in_proj_bias", tensor(store, "\(h)query.bias") + tensor(store, "\(h)key.bias")
+                    + tensor(store, "\(h)value.bias"), [3 * w])
+            } else {
+                for (mine, theirs) in [("query", "q"), ("key", "k"), ("value", "v")] {
+                    try add("\(blocks)\(l).self_attn.\(theirs)_proj.weight", tensor(store, "\(h)\(mine).weight"), [w, w])
+                    try add("\(blocks)\(l).self_attn.\(theirs)_proj.bias", tensor(store, "\(h)\(mine).bias"), [w])
                 }
             }
+            for (mine, theirs) in CLIPCheckpoint.blockPairs(naming) {
+                let name = "\(N.block(l)).\(mine)"
+                guard let entry = store.layout.entry(name) else { continue }
+                try add("\(blocks)\(l).\(theirs)", tensor(store, name), entry.shape)
+            }
         }
-        var meta = metadata
-        meta["format"] = "pt"
-        meta["vision_heads"] = String(v.numHeads)
-        meta["text_heads"] = String(t.stack.numHeads)
-        meta["hidden_act"] = v.activation.rawValue
-        meta["layer_norm_eps"] = String(v.layerNormEps)
-        meta["text_layer_norm_eps"] = String(t.stack.layerNormEps)
-        try w.write(to: path, metadata: meta)
+    }
+
+    func write(to path: String, metadata: [String: String]) throws {
+        try w.write(to: path, metadata: meta.merging(metadata) { _, extra in extra })
+    }
+}
+
+extension CLIPModel {
+    /// Writes both towers and the logit scale under `naming`'s names (atomically), the form ``load(path:options:)``
+    /// reads back; the head counts, activation and LayerNorm eps go into the metadata (`vision_heads`,
+    /// `text_heads`, `hidden_act`, `layer_norm_eps`, `text_layer_norm_eps`), since tensor shapes cannot carry them.
+    public func save(path: String, naming: CLIPNaming, metadata: [String: String] = [:]) throws {
+        var w = CLIPWriter(naming: naming)
+        try w.addVision(vision)
+        try w.addText(text)
+        try w.add("logit_scale", [logitScale], [])
+        try w.write(to: path, metadata: metadata)
     }
 }

@@ -136,8 +136,16 @@ extension ViTModel {
         }
     }
 
-    /// Writes the parameters under Hugging Face `Dinov2Model` names (atomically).
+    /// Writes the parameters under Hugging Face `Dinov2Model` names (atomically); a CLIP image tower under its own
+    /// OpenCLIP / Hugging Face CLIP names (image tower only: ``load(path:numHeads:activation:)`` reads it back; a
+    /// whole CLIP model is saved by ``CLIPModel/save(path:naming:metadata:)``).
     public func save(path: String, metadata: [String: String] = [:]) throws {
+        if config.projectionDim != nil {
+            var w = CLIPWriter(naming: config.moduleNames == .huggingFaceCLIP ? .huggingFace : .openCLIP)
+            try w.addVision(self)
+            try w.write(to: path, metadata: metadata)
+            return
+        }
         var w = SafeTensorsWriter()
         for e in params.store.layout.entries {
             try w.add(e.name, floats: Array(params.store.buffer(e.name)), shape: e.shape)

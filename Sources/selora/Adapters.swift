@@ -6,7 +6,7 @@ import VisionTransformer
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write the base weights with the adapter's active LoRA blocks merged in (W + c·B·A), under Hugging Face names.",
+        abstract: "Write the base weights with the adapter's active LoRA blocks merged in (W + c·B·A): DINOv2 under Hugging Face names, a CLIP checkpoint whole (both towers) in its own naming.",
         discussion: "Refuses adapters or results holding NaN or Inf; the merged model's forward equals the gated one's.")
 
     @OptionGroup var model: ModelOptions
@@ -21,10 +21,20 @@ struct Merge: ParsableCommand {
     func run() throws {
         let log = runtime.start("selora.merge")
         try checkOutput(out, notOneOf: [model.weights, adapter + "/" + LoRAAdapters.weightsFile])
+        let meta = ["source": "selora merge \(model.weights) + \(adapter)"]
+        if CLIPModel.isCLIP(path: model.weights) {
+            let clip = try CLIPModel.load(path: model.weights, options: CLIPLoadOptions(visionHeads: model.heads, activation: model.activation))
+            let (adapters, _) = try LoRAAdapters.load(directory: adapter, model: clip.vision.config)
+            try adapters.merge(into: clip.vision)
+            try clip.save(path: out, naming: clip.vision.config.moduleNames == .huggingFaceCLIP ? .huggingFace : .openCLIP,
+                          metadata: meta)
+            log.info("merged \(adapters.activeCount) of \(adapters.blocks.count) blocks into the image tower → \(out)")
+            return
+        }
         let vit = try model.loadModel(log: log)
         let (adapters, _) = try LoRAAdapters.load(directory: adapter, model: vit.config)
         try adapters.merge(into: vit)
-        try vit.save(path: out, metadata: ["source": "selora merge \(model.weights) + \(adapter)"])
+        try vit.save(path: out, metadata: meta)
         log.info("merged \(adapters.activeCount) of \(adapters.blocks.count) blocks → \(out)")
     }
 }
@@ -56,7 +66,7 @@ struct Grad: ParsableCommand {
         try checkOutput(out, notOneOf: [model.weights, head, batch, adapter + "/" + LoRAAdapters.weightsFile])
         let vit = try model.loadModel(log: log)
         let (adapters, _) = try LoRAAdapters.load(directory: adapter, model: vit.config)
-        let h = try ClassifierHead.load(path: head, hidden: vit.config.hiddenSize)
+        let h = try ClassifierHead.load(path: head, hidden: vit.config.featureDim)
         let f = try SafeTensorsFile(path: batch)
         let shape = try f.info("pixel_values").shape
         guard shape.count == 4, shape[1] == vit.config.channels else {

@@ -24,7 +24,7 @@ struct Test: ParsableCommand {
         let vit = try model.loadModel(log: log)
         try data.check(model: vit.config)
         let adapters = try adapter.map { try LoRAAdapters.load(directory: $0, model: vit.config).0 }
-        let h = try ClassifierHead.load(path: head, hidden: vit.config.hiddenSize)
+        let h = try ClassifierHead.load(path: head, hidden: vit.config.featureDim)
         let (_, testSet) = try data.load()
         guard h.classes == testSet.numClasses else {
             throw ValidationError("--head \(head) has \(h.classes) classes; the test set has \(testSet.numClasses)")

@@ -85,6 +85,13 @@ final class CLIPReferenceTests: XCTestCase {
             XCTAssertEqual(back.vision.params.store.storage.toArray(), clip.vision.params.store.storage.toArray())
             XCTAssertEqual(back.text.params.storage.toArray(), clip.text.params.storage.toArray())
             XCTAssertEqual(back.text.stack.params.store.storage.toArray(), clip.text.stack.params.store.storage.toArray())
+            // The image tower alone (what `selora train --method full` writes) loads back as a ViTModel.
+            let towerPath = dir.appendingPathComponent("tower-\(naming.rawValue).safetensors").path
+            try back.vision.save(path: towerPath)
+            let tower = try ViTModel.load(path: towerPath)
+            XCTAssertEqual(tower.config, back.vision.config)
+            XCTAssertEqual(tower.params.store.storage.toArray(), back.vision.params.store.storage.toArray())
+            XCTAssertThrowsError(try CLIPModel.load(path: towerPath)) { XCTAssertTrue("\($0)".contains("no text tower"), "\($0)") }
             if naming == .openCLIP {
                 let saved = try SafeTensorsFile(path: path)
                 XCTAssertEqual(Set(saved.names), Set(original.names))
@@ -312,6 +319,33 @@ final class CLIPFormTests: XCTestCase {
             m.forward(pixels, a2)
             let f = Array(UnsafeBufferPointer(start: m.features(a2), count: 16))
             XCTAssertLessThanOrEqual(zip(f, cls).map { abs($0 - $1) }.max()!, 2e-6)
+        }
+    }
+}
+
+/// Adapters of a CLIP image tower are exported under the checkpoint's own module names and load back.
+final class CLIPAdapterNamingTests: XCTestCase {
+    func testExportNamesAndRoundTrip() throws {
+        for (names, q, fc1) in [(ModuleNames.openCLIP, "visual.transformer.resblocks.1.attn.q_proj", "visual.transformer.resblocks.0.mlp.c_fc"),
+                                (.huggingFaceCLIP, "vision_model.encoder.layers.1.self_attn.q_proj", "vision_model.encoder.layers.0.mlp.fc1")] {
+            let config = ViTConfig.clipVision(width: 8, layers: 2, heads: 2, mlp: 12, patch: 2, grid: 3, projection: 5,
+                                              activation: .quickGELU, moduleNames: names)
+            var lc = LoRAConfig(); lc.rank = 2
+            let a = try LoRAAdapters(model: config, config: lc, seed: 3)
+            for b in a.blocks { a.b(b)[0] = Float(b.index + 1); a.active[b.index] = b.index % 2 == 0 }
+            XCTAssertTrue(a.blocks.contains { $0.exportPath == q })
+            XCTAssertTrue(a.blocks.contains { $0.exportPath == fc1 })
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("selora-clip-adapter-\(getpid())-\(names.rawValue)").path
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try a.save(directory: dir, gated: true, baseModel: "test")
+            let file = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
+            XCTAssertTrue(file.names.allSatisfy { $0.hasPrefix("base_model.model." + (names == .openCLIP ? "visual." : "vision_model.")) })
+            let (back, gated) = try LoRAAdapters.load(directory: dir, model: config)
+            XCTAssertTrue(gated)
+            XCTAssertEqual(back.active, a.active)
+            for b in a.blocks where a.active[b.index] {
+                XCTAssertEqual(Array(back.params.buffer(b.bName)), Array(a.params.buffer(b.bName)), b.exportPath)
+            }
         }
     }
 }

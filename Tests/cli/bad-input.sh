@@ -143,6 +143,32 @@ if "$SELORA" merge --weights "$WEIGHTS" --adapter "$G" --out "$T/merged.safetens
     pass=$((pass + 1)); echo "PASS merge writes merged weights"
 else fail=$((fail + 1)); echo "FAIL merge"; fi
 
+# CLIP: checkpoints, vocabulary, class lists, image size, overwriting.
+CF="$REPO/Tests/Fixtures/clip_ref/openclip_gelu.safetensors"
+VOCAB="$REPO/data/clip/bpe_simple_vocab_16e6.txt.gz"
+expect_fail "clip-eval: no such checkpoint" "--clip $T/nope.safetensors" "no such file" -- "$SELORA" clip-eval --clip "$T/nope.safetensors"
+expect_fail "clip-eval: a DINOv2 file is not CLIP" "$WEIGHTS" "not a CLIP checkpoint" -- "$SELORA" clip-eval --clip "$WEIGHTS" --image-size 28
+expect_fail "clip-eval: image size vs the CLIP patch" "--image-size 30" "patch size 8" -- "$SELORA" clip-eval --clip "$CF" --vision-heads 2 --text-heads 2 --image-size 30
+expect_fail "text-embed: missing vocabulary" "--vocab $T/nope.gz" "fetch-clip-vocab" -- "$SELORA" text-embed --clip "$CF" --vocab "$T/nope.gz" --classes a,b --out "$OUT"
+expect_fail "text-embed: token ids beyond the tower's vocabulary" "outside the vocabulary of 512" -- "$SELORA" text-embed --clip "$CF" --vocab "$VOCAB" --text-heads 2 --vision-heads 2 --classes cat,dog --out "$OUT"
+expect_fail "text-embed: one class" "--classes" "at least two" -- "$SELORA" text-embed --clip "$CF" --vocab "$VOCAB" --classes cat --out "$OUT"
+expect_fail "clip-compose: output exists" "--out $OUT exists" -- "$SELORA" clip-compose --weights "$WEIGHTS" --out "$OUT" --image-size 28 --train-count 16
+if "$SELORA" clip-compose --weights "$WEIGHTS" --out "$T/clip.safetensors" --image-size 28 --train-count 64 --source-test-per-class 10 --log-level error \
+   && "$SELORA" text-embed --clip "$T/clip.safetensors" --vocab "$VOCAB" --classes "T-shirt/top,trouser,pullover" \
+        --templates "a photo of a {}.|a black and white photo of a {}." --out "$T/emb.safetensors" --head "$T/zs.safetensors" --log-level error \
+   && "$PY" - "$T/emb.safetensors" "$T/zs.safetensors" <<'PY'
+import sys, numpy as np
+from safetensors.numpy import load_file
+e, h = load_file(sys.argv[1]), load_file(sys.argv[2])
+emb, scale = e["class_embeddings"], float(np.exp(e["logit_scale"][0]))
+ok = emb.shape == (3, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5) \
+     and np.allclose(h["weight"], scale * emb, rtol=1e-5, atol=1e-5) and not h["bias"].any()
+print(f"class embeddings {emb.shape}, unit rows, head = {scale:.1f} x embeddings: {ok}")
+sys.exit(0 if ok else 1)
+PY
+then pass=$((pass + 1)); echo "PASS clip-compose + text-embed write class embeddings and the zero-shot head"
+else fail=$((fail + 1)); echo "FAIL clip-compose + text-embed"; fi
+
 # A good run for contrast: it must succeed and write the output.
 if "${E[@]}" --weights "$WEIGHTS" --pixels "$PX" --out "$T/good.safetensors" 2>"$T/stderr" && [[ -s "$T/good.safetensors" ]]; then
     pass=$((pass + 1)); echo "PASS embed on good input writes its output"

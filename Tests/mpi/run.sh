@@ -8,6 +8,9 @@
 #   4. The same job across 2 namespace hosts (TCP, launch/cluster-sim) gives the single-node result.
 #   5. A deliberately desynchronized rank makes the job fail within the check interval with an error naming the
 #      ranks, exit ≠ 0, no hang.
+#   6. CLIP: a CLIP-shaped checkpoint (selora clip-compose, OpenCLIP names) fine-tuned on 2 ranks equals 1 rank and
+#      exports adapters under OpenCLIP module names; clip-eval on 2 ranks reports zero-shot retention beside target
+#      accuracy and active blocks, with the selective all-reduce carrying less than LoRA's.
 # Usage: Tests/mpi/run.sh  (run by launch/test after the release build)
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -98,6 +101,47 @@ if [[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "ranks disagree on the active set, 
     ok "desynchronized rank: exit $rc after ${took} s, error names rank 1 at the first check after the perturbation"
 else ko "desynchronized rank: exit $rc after ${took} s"; tail -8 "$T/desync.err"; fi
 [[ -z "$(pgrep -f 'selora train' || true)" ]] && ok "no selora process left behind" || ko "processes left behind"
+
+# 6. CLIP on 2 ranks
+clip="$T/clip.safetensors"
+if timeout 300 "$REPO/.build/release/selora" clip-compose --out "$clip" --image-size 28 --train-count 64 \
+        --source-test-per-class 10 --log-level warning 2>"$T/compose.err"; then ok "clip-compose (28 px)"
+else ko "clip-compose"; tail -5 "$T/compose.err"; fi
+if OPENBLAS_NUM_THREADS=1 timeout 300 "$REPO/.build/release/selora" "${JOB[@]}" --weights "$clip" --out "$T/clip-one" >/dev/null 2>"$T/clip-one.err" \
+   && timeout 300 "$REPO/launch/train" -np 2 -- "${JOB[@]}" --weights "$clip" --out "$T/clip-two" >/dev/null 2>"$T/clip-two.err"; then
+    if r="$(compare "$T/clip-one" "$T/clip-two")"; then ok "CLIP image tower: 2 ranks = 1 rank: $r"; else ko "CLIP 2 ranks vs 1 rank: $r"; fi
+    if r="$("$PY" - "$T/clip-two/adapter" <<'PY'
+import json, sys
+from safetensors.numpy import load_file
+d = sys.argv[1]
+keys = list(load_file(f"{d}/adapter_model.safetensors"))
+cfg = json.load(open(f"{d}/adapter_config.json"))
+ok = keys and all(k.startswith("base_model.model.visual.transformer.resblocks.") for k in keys) \
+     and any(".attn.q_proj.lora_A" in k for k in keys) and any(".mlp.c_fc." in k for k in keys) \
+     and cfg["target_modules"] == ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "mlp.c_fc", "mlp.c_proj"]
+print(f"{len(keys)} tensors, e.g. {sorted(keys)[0]}; target_modules {cfg['target_modules']}")
+sys.exit(0 if ok else 1)
+PY
+)"; then ok "CLIP adapters in OpenCLIP module names: $r"; else ko "CLIP adapter names: $r"; fi
+else ko "CLIP train runs"; tail -5 "$T/clip-one.err" "$T/clip-two.err"; fi
+if timeout 300 "$REPO/launch/train" -np 2 -- clip-eval --clip "$clip" --out "$T/clip-eval" --methods lora,selective \
+        --image-size 28 --train-count 64 --test-count 32 --source-test-per-class 10 --steps 12 --batch-size 8 --rank 4 \
+        --penalty-start 4 --score-lr 0.05 --check-every 3 --log-level warning >/dev/null 2>"$T/clip-eval.err"; then
+    if r="$("$PY" - "$T/clip-eval" <<'PY'
+import json, sys
+d = sys.argv[1]
+rows = json.load(open(f"{d}/report.json")); md = open(f"{d}/report.md").read()
+by = {r["method"]: r for r in rows}
+last = {m: [json.loads(l) for l in open(f"{d}/metrics-{m}.jsonl")][-1] for m in by}
+ok = set(by) == {"lora", "selective"} and "zero-shot (before → after)" in md and "2 rank(s)" in md \
+     and all(len(r["heldOut"]) == 1 and 0 <= r["heldOut"][0]["after"] <= 1 for r in rows) \
+     and by["selective"]["activeBlocks"] < 72 and last["selective"]["bytes_reduced"] < last["lora"]["bytes_reduced"]
+print(f"selective {by['selective']['activeBlocks']}/72 active, {last['selective']['bytes_reduced']} B vs lora {last['lora']['bytes_reduced']} B per step; "
+      f"held-out zero-shot {by['selective']['heldOut'][0]['before']:.3f} -> {by['selective']['heldOut'][0]['after']:.3f}")
+sys.exit(0 if ok else 1)
+PY
+)"; then ok "clip-eval on 2 ranks: $r"; else ko "clip-eval report: $r"; fi
+else ko "clip-eval on 2 ranks"; tail -5 "$T/clip-eval.err"; fi
 
 echo "mpi: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
