@@ -126,7 +126,7 @@ PY
 else ko "CLIP train runs"; tail -5 "$T/clip-one.err" "$T/clip-two.err"; fi
 if timeout 300 "$REPO/launch/train" -np 2 -- clip-eval --clip "$clip" --out "$T/clip-eval" --methods lora,selective \
         --image-size 28 --train-count 64 --test-count 32 --source-test-per-class 10 --steps 12 --batch-size 8 --rank 4 \
-        --penalty-start 4 --score-lr 0.05 --check-every 3 --log-level warning >/dev/null 2>"$T/clip-eval.err"; then
+        --penalty-start 4 --score-lr 0.05 --log-level warning >/dev/null 2>"$T/clip-eval.err"; then
     if r="$("$PY" - "$T/clip-eval" <<'PY'
 import json, sys
 d = sys.argv[1]
