@@ -267,22 +267,13 @@ struct ClipEval: ParsableCommand {
             let proto = ZeroShotProtocol(comm: comm, loadVision: { try options.loadVision() }, targetHead: targetHead,
                                          target: target, targetOOD: ood, heldOut: [heldOut], size: data.imageSize)
             try proto.prepare { log.info("\($0)") }
-            var results: [ZeroShotResult] = []
-            for m in methods {
-                var c = base
-                c.method = m
-                log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(data.imageSize) px")
-                let metrics = comm.isRoot ? try out.map { try JSONLWriter(path: "\($0)/metrics-\(m.rawValue).jsonl") } : nil
-                let r = try proto.run(config: c) { s in
-                    try metrics?.write(s.record)
-                    if s.step % 50 == 0 || s.step == c.steps - 1 {
-                        log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks) reduced \(s.bytesReduced) B")
-                    }
-                }
-                results.append(r)
-                let line = String(format: "  %@: target %.1f%%, OOD %.1f%%", m.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy)
+            let results = try forEachMethod(methods, base: base, out: out, isRoot: comm.isRoot, imageSize: data.imageSize,
+                                            log: log) { c, onStep in
+                let r = try proto.run(config: c, onStep: onStep)
+                let line = String(format: "  %@: target %.1f%%, OOD %.1f%%", c.method.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy)
                     + r.heldOut.map { String(format: ", %@ zero-shot %.1f%% → %.1f%%", $0.name, 100 * $0.before, 100 * $0.after) }.joined()
                 log.info("\(line)")
+                return r
             }
             guard comm.isRoot else { return }
             let table = ZeroShotProtocol.markdown(results, targetZeroShot: proto.targetZeroShot, oodZeroShot: proto.oodZeroShot)

@@ -64,33 +64,25 @@ struct Eval: ParsableCommand {
         let methods = try parsedMethods()
         try withCommunicator(runtime, "selora.eval") { comm, log in
             if comm.isRoot, let out { try prepareRunDirectory(out) }
-            let weights = model.weights, heads = model.heads
+            let weights = model.weights, heads = model.heads, activation = model.activation
             try data.check(model: try model.loadModel(log: log).config)
             let target = try data.load()
             try checkBatch(base.batchSize, fits: target.train.count)
             let ood = try ImageCorruption(seed: oodSeed).apply(target.test)
             let src = try source.load()
             log.info("source A: \(src.train.count) train / \(src.test.count) test images (\(source.sourceCsv)); target B: \(target.train.count) / \(target.test.count) (+ corrupted copy); \(comm.size) rank(s)")
-            let proto = ForgettingProtocol(comm: comm, loadModel: { try ViTModel.load(path: weights, numHeads: heads) },
+            let proto = ForgettingProtocol(comm: comm, loadModel: { try ViTModel.load(path: weights, numHeads: heads, activation: activation) },
                                            source: src, target: target, targetOOD: ood, size: data.imageSize)
             try proto.prepare { log.info("\($0)") }
-            var results: [ForgettingResult] = []
-            for m in methods {
-                var c = base
-                c.method = m
-                log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(data.imageSize) px")
-                let metrics = comm.isRoot ? try out.map { try JSONLWriter(path: "\($0)/metrics-\(m.rawValue).jsonl") } : nil
-                let r = try proto.run(config: c) { s in
-                    try metrics?.write(s.record)
-                    if s.step % 50 == 0 || s.step == c.steps - 1 {
-                        log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks) reduced \(s.bytesReduced) B")
-                    }
-                }
-                results.append(r)
+            let results = try forEachMethod(methods, base: base, out: out, isRoot: comm.isRoot, imageSize: data.imageSize,
+                                            log: log) { c, onStep in
+                let r = try proto.run(config: c, onStep: onStep)
+                let m = c.method
                 let line = String(format: "  %@: target %.1f%%, OOD %.1f%%, source retention %.1f%%, drift %.4f, %.0f s",
                                   m.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy, 100 * r.sourceRetention,
                                   r.cosineDrift, r.trainSeconds)
                 log.info("\(line)")
+                return r
             }
             guard comm.isRoot else { return }
             let table = Self.markdown(results, baseline: proto.sourceBaseline, size: data.imageSize, config: base,
@@ -119,6 +111,24 @@ struct Eval: ParsableCommand {
                     100 * baseline, source, target.0, target.1, size, config.steps, config.batchSize, ranks,
                     config.lora.rank, Double(config.lora.alpha), Double(config.penalty))
         return s
+    }
+}
+
+/// Runs `body` once per method on a copy of `base`, with that method's `metrics-<method>.jsonl` in `out` (rank 0)
+/// and a log line every 50 steps: the loop `selora eval` and `selora clip-eval` share.
+func forEachMethod<R>(_ methods: [Method], base: TrainingConfig, out: String?, isRoot: Bool, imageSize: Int, log: Logger,
+                      _ body: (TrainingConfig, (ParallelStepStats) throws -> Void) throws -> R) throws -> [R] {
+    try methods.map { m in
+        var c = base
+        c.method = m
+        log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(imageSize) px")
+        let metrics = isRoot ? try out.map { try JSONLWriter(path: "\($0)/metrics-\(m.rawValue).jsonl") } : nil
+        return try body(c) { s in
+            try metrics?.write(s.record)
+            if s.step % 50 == 0 || s.step == c.steps - 1 {
+                log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks) reduced \(s.bytesReduced) B")
+            }
+        }
     }
 }
 

@@ -178,16 +178,7 @@ final class CLIPGradientTests: XCTestCase {
         var lc = LoRAConfig()
         lc.rank = 2; lc.alpha = 3
         let adapters = try LoRAAdapters(model: config, config: lc, seed: 5)
-        for b in adapters.blocks {
-            for i in 0..<(b.outFeatures * lc.rank) { adapters.b(b)[i] = Float(rng.uniform(-0.5, 0.5)) }
-            adapters.active[b.index] = b.index % 4 != 2
-        }
-        var ref: [String: Ref.LoRA] = [:]
-        for b in adapters.blocks {
-            ref[b.path] = Ref.LoRA(a: Array(UnsafeBufferPointer(start: adapters.a(b), count: lc.rank * b.inFeatures)).map(Double.init),
-                                   b: Array(UnsafeBufferPointer(start: adapters.b(b), count: lc.rank * b.outFeatures)).map(Double.init),
-                                   gate: adapters.active[b.index] ? 1 : 0)
-        }
+        let ref = randomizeForReference(adapters, &rng) { $0 % 4 != 2 }
         let pixels = rng.array(batch * 3 * height * width, -2, 2)
         let acts = try ViTActivations(config: config, batch: batch, height: height, width: width)
         let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: true)

@@ -21,18 +21,8 @@ final class LoRAGradientTests: XCTestCase {
         lc.targets = [.query, .value, .output, .fc1, .fc2]   // key left out: a Linear without a block
         let adapters = try LoRAAdapters(model: config, config: lc, seed: 5)
         // B non-zero so every gradient is non-trivial; a mix of active and inactive blocks.
-        for b in adapters.blocks {
-            let bp = adapters.b(b)
-            for i in 0..<(b.outFeatures * lc.rank) { bp[i] = Float(rng.uniform(-0.5, 0.5)) }
-            adapters.active[b.index] = b.index % 3 != 1
-        }
+        let ref = randomizeForReference(adapters, &rng) { $0 % 3 != 1 }
         XCTAssertEqual(adapters.blocks.count, 10)
-        var ref: [String: Ref.LoRA] = [:]
-        for b in adapters.blocks {
-            ref[b.path] = Ref.LoRA(a: Array(UnsafeBufferPointer(start: adapters.a(b), count: lc.rank * b.inFeatures)).map(Double.init),
-                                   b: Array(UnsafeBufferPointer(start: adapters.b(b), count: lc.rank * b.outFeatures)).map(Double.init),
-                                   gate: adapters.active[b.index] ? 1 : 0)
-        }
         let pixels = rng.array(batch * 3 * height * width, -2, 2)
         let acts = try ViTActivations(config: config, batch: batch, height: height, width: width)
         let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: true)

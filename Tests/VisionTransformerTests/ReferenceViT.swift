@@ -187,6 +187,21 @@ extension Ref {
 
 typealias TestRNG = SplitMix64
 
+/// Gives every block a random B in ±0.5 (so every gradient is non-trivial) and the gate `active(index)`, and returns
+/// the same blocks for the reference, keyed by module path.
+func randomizeForReference(_ adapters: LoRAAdapters, _ rng: inout TestRNG, active: (Int) -> Bool) -> [String: Ref.LoRA] {
+    let r = adapters.config.rank
+    var ref: [String: Ref.LoRA] = [:]
+    for b in adapters.blocks {
+        for i in 0..<(b.outFeatures * r) { adapters.b(b)[i] = Float(rng.uniform(-0.5, 0.5)) }
+        adapters.active[b.index] = active(b.index)
+        ref[b.path] = Ref.LoRA(a: Array(UnsafeBufferPointer(start: adapters.a(b), count: r * b.inFeatures)).map(Double.init),
+                               b: Array(UnsafeBufferPointer(start: adapters.b(b), count: r * b.outFeatures)).map(Double.init),
+                               gate: adapters.active[b.index] ? 1 : 0)
+    }
+    return ref
+}
+
 /// A tiny ViT with random parameters (LayerNorm weights around 1), and the same values in Double by name.
 func randomTinyModel(_ config: ViTConfig, _ rng: inout TestRNG) throws -> (ViTModel, [String: [Double]]) {
     let model = try ViTModel(config: config)

@@ -123,7 +123,7 @@ print(f"{len(keys)} tensors, e.g. {sorted(keys)[0]}; target_modules {cfg['target
 sys.exit(0 if ok else 1)
 PY
 )"; then ok "CLIP adapters in OpenCLIP module names: $r"; else ko "CLIP adapter names: $r"; fi
-else ko "CLIP train runs"; tail -5 "$T/clip-one.err" "$T/clip-two.err"; fi
+else ko "CLIP train runs"; tail -n 5 "$T/clip-one.err" "$T/clip-two.err"; fi
 if timeout 300 "$REPO/launch/train" -np 2 -- clip-eval --clip "$clip" --out "$T/clip-eval" --methods lora,selective \
         --image-size 28 --train-count 64 --test-count 32 --source-test-per-class 10 --steps 12 --batch-size 8 --rank 4 \
         --penalty-start 4 --score-lr 0.05 --log-level warning >/dev/null 2>"$T/clip-eval.err"; then
