@@ -24,8 +24,7 @@ extension ViTModel {
             _ = dst.buffer(entry.name).update(fromContentsOf: src.buffer(entry.name))
         }
         typealias N = ViTParameterNames
-        if let bias = params.patchB {
-            let pos = out.params.positions
+        if let bias = params.patchB, let pos = out.params.positions {
             for p in 1...(c.positionGrid * c.positionGrid) { for j in 0..<d { pos[p * d + j] += bias[j] } }
         }
         for l in 0..<c.numLayers {

@@ -3,8 +3,8 @@ import Tensors
 /// Shape of CLIP's text tower: token and position embeddings, a causal pre-norm block stack with `ln_final`, the
 /// end-of-text token's feature, and `text_projection`.
 public struct CLIPTextConfig: Equatable, Codable, CustomStringConvertible {
-    /// The block stack (``ViTConfig/causal``, no LayerScale, LayerNorm eps 1e-5; its image fields are unused:
-    /// patch 1, 1 channel, position grid 1).
+    /// The block stack (``ViTConfig/causal``, no LayerScale, LayerNorm eps 1e-5; no image stem, so its image
+    /// fields — patch 1, 1 channel, position grid 1 — describe no tensor).
     public var stack: ViTConfig
     public var vocabularySize: Int
     /// Positions of the position embedding: the most tokens a text can have (77 for every CLIP).
@@ -164,8 +164,29 @@ extension CLIPTextModel {
             case let n where n.hasSuffix("mlp.fc1.weight"):
                 fill(b, std: 1 / (2 * d).squareRoot())
             default:
-                b.update(repeating: 0)   // biases, final-norm bias; the stack's unused image fields
+                b.update(repeating: 0)   // biases, the final norm's bias
             }
         }
+    }
+}
+
+extension CLIPModel {
+    /// OpenCLIP's model configs for the common shapes (`open_clip/model_configs/<name>.json`): 224 px, vision heads
+    /// width / 64, MLP 4 × width, context 77, vocabulary 49408. `activation` is the checkpoint's (QuickGELU for
+    /// OpenAI's weights). nil for a name not listed.
+    public static func shape(_ name: String, activation: Activation = .quickGELU,
+                             moduleNames: ModuleNames = .openCLIP) -> (vision: ViTConfig, text: CLIPTextConfig)? {
+        let shapes: [String: (width: Int, layers: Int, patch: Int, embed: Int, textWidth: Int, textHeads: Int)] = [
+            "ViT-B-32": (768, 12, 32, 512, 512, 8), "ViT-B-16": (768, 12, 16, 512, 512, 8),
+            "ViT-L-14": (1024, 24, 14, 768, 768, 12),
+        ]
+        guard let s = shapes[name] else { return nil }
+        let vision = ViTConfig.clipVision(width: s.width, layers: s.layers, heads: s.width / 64, mlp: 4 * s.width,
+                                          patch: s.patch, grid: 224 / s.patch, projection: s.embed,
+                                          activation: activation, moduleNames: moduleNames)
+        let text = CLIPTextConfig(width: s.textWidth, layers: 12, heads: s.textHeads, mlp: 4 * s.textWidth,
+                                  vocabularySize: 49408, contextLength: 77, projectionDim: s.embed,
+                                  activation: activation, moduleNames: moduleNames)
+        return (vision, text)
     }
 }

@@ -62,6 +62,10 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
         return c
     }
 
+    /// Whether the model has the image stem (patch projection, class token, positions): every image tower; not
+    /// the causal stack of CLIP's text tower, whose embeddings ``CLIPTextModel`` owns.
+    public var hasImageStem: Bool { !causal }
+
     /// Width of ``ViTModel/features(_:)``: the projection's, else the hidden size.
     public var featureDim: Int { projectionDim ?? hiddenSize }
 

@@ -28,11 +28,14 @@ public final class ViTModel {
                         lora: LoRARun? = nil) -> UnsafeMutablePointer<Float> {
         precondition(lora == nil || lora!.rows == acts.rows, "ViTModel.forward: LoRA state built for another shape")
         let c = config, d = c.hiddenSize, p = params
-        acts.resize.forward(acts.posResized + d, p.positions + d, dim: d)   // patch grid; cls position untouched
-        acts.posResized.update(from: p.positions, count: d)
-        patchEmbedForward(acts.patchOut, patches: acts.patches, pixels, weight: p.patchW, bias: p.patchB,
+        guard let patchW = p.patchW, let cls = p.cls, let positions = p.positions else {
+            preconditionFailure("ViTModel.forward: this stack has no image stem (CLIP's text tower): use encode")
+        }
+        acts.resize.forward(acts.posResized + d, positions + d, dim: d)   // patch grid; cls position untouched
+        acts.posResized.update(from: positions, count: d)
+        patchEmbedForward(acts.patchOut, patches: acts.patches, pixels, weight: patchW, bias: p.patchB,
                           shape: acts.patchShape, dim: d)
-        embeddingsForward(acts.embeddings ?? acts.blocks[0].resIn, patchOut: acts.patchOut, cls: p.cls,
+        embeddingsForward(acts.embeddings ?? acts.blocks[0].resIn, patchOut: acts.patchOut, cls: cls,
                           pos: acts.posResized, batch: acts.batch, patches: acts.tokens - 1, dim: d)
         if let emb = acts.embeddings, let mean = acts.embMean, let rstd = acts.embRstd,
            let w = p.preNormW, let b = p.preNormB {
@@ -150,6 +153,7 @@ public final class ViTModel {
             blockBackward(l, acts.blocks[l], p.blocks[l], grads?.blocks[l], acts, s, lora)
             afterBlock?(l)
         }
+        guard let patchW = p.patchW else { return }   // a stack without an image stem ends at block 0's input
         // s.dRes now holds the gradient w.r.t. block 0's input; back through CLIP's ln_pre to the embeddings.
         if let emb = acts.embeddings, let mean = acts.embMean, let rstd = acts.embRstd, let w = p.preNormW {
             Kernels.layerNormBackward(s.dRes, dgamma: grads?.preNormW, dbeta: grads?.preNormB, s.dRes, emb,
@@ -160,13 +164,13 @@ public final class ViTModel {
         if wantPos { s.dPos.initialize(repeating: 0, count: acts.tokens * d) }
         embeddingsBackward(dPatchOut: s.dPatchOut, dCls: grads?.cls, dPos: wantPos ? s.dPos : nil, s.dRes,
                            batch: acts.batch, patches: patches, dim: d)
-        if let g = grads {
-            for i in 0..<d { g.positions[i] += s.dPos[i] }
-            acts.resize.backward(g.positions + d, s.dPos + d, dim: d)
+        if let g = grads?.positions {
+            for i in 0..<d { g[i] += s.dPos[i] }
+            acts.resize.backward(g + d, s.dPos + d, dim: d)
         }
         if grads != nil || dPixels != nil {
             patchEmbedBackward(dpixels: dPixels, dpatches: s.dPatches, dWeight: grads?.patchW, dBias: grads?.patchB,
-                               s.dPatchOut, patches: acts.patches, weight: p.patchW, shape: acts.patchShape, dim: d)
+                               s.dPatchOut, patches: acts.patches, weight: patchW, shape: acts.patchShape, dim: d)
         }
     }
 

@@ -42,10 +42,12 @@ public enum ViTParameterNames {
     public static func layout(_ c: ViTConfig) -> TensorLayout {
         var l = TensorLayout()
         let d = c.hiddenSize
-        l.add(patchWeight, [d, c.channels, c.patchSize, c.patchSize])
-        if c.patchBias { l.add(patchBias, [d]) }
-        l.add(clsToken, [1, 1, d])
-        l.add(positions, [1, 1 + c.positionGrid * c.positionGrid, d])
+        if c.hasImageStem {
+            l.add(patchWeight, [d, c.channels, c.patchSize, c.patchSize])
+            if c.patchBias { l.add(patchBias, [d]) }
+            l.add(clsToken, [1, 1, d])
+            l.add(positions, [1, 1 + c.positionGrid * c.positionGrid, d])
+        }
         if c.preNorm { l.add(preNormWeight, [d]); l.add(preNormBias, [d]) }
         for b in 0..<c.numLayers {
             for (suffix, shape, packed) in blockEntries(c) { l.add("\(block(b)).\(suffix)", shape, packed: packed) }
@@ -95,8 +97,8 @@ public struct BlockTensors {
 /// Pointer views of a whole ViT's tensors (parameters, or gradients in the same layout); built once.
 public struct ViTTensors {
     public let store: TensorStore
-    public let patchW, cls, positions: UnsafeMutablePointer<Float>
-    public let patchB: UnsafeMutablePointer<Float>?
+    /// The image stem; nil for a stack without one (CLIP's text tower, ``ViTConfig/hasImageStem``).
+    public let patchW, cls, positions, patchB: UnsafeMutablePointer<Float>?
     public let blocks: [BlockTensors]
     public let normW, normB: UnsafeMutablePointer<Float>
     /// CLIP's `ln_pre` and projection; nil for DINOv2.
@@ -110,8 +112,8 @@ public struct ViTTensors {
         typealias N = ViTParameterNames
         self.store = store
         func optional(_ n: String) -> UnsafeMutablePointer<Float>? { store.layout.entry(n) == nil ? nil : store.pointer(n) }
-        patchW = store.pointer(N.patchWeight); patchB = optional(N.patchBias)
-        cls = store.pointer(N.clsToken); positions = store.pointer(N.positions)
+        patchW = optional(N.patchWeight); patchB = optional(N.patchBias)
+        cls = optional(N.clsToken); positions = optional(N.positions)
         blocks = (0..<config.numLayers).map { BlockTensors(store, $0) }
         normW = store.pointer(N.finalNormWeight); normB = store.pointer(N.finalNormBias)
         preNormW = optional(N.preNormWeight); preNormB = optional(N.preNormBias); projection = optional(N.projection)

@@ -239,16 +239,11 @@ struct ClipEval: ParsableCommand {
     @OptionGroup var train: TrainOptions
     @OptionGroup var runtime: RuntimeOptions
 
-    @Option(help: "Comma-separated methods to compare (each from the same weights and data).")
-    var methods = "linear-probe,full,lora,selective"
-    @Option(help: "Seed of the corrupted (OOD) copy of the target test set.")
-    var oodSeed: UInt64 = 1
-    @Option(help: "Directory for report.json, report.md and metrics-<method>.jsonl (created; must not hold a report already).")
-    var out: String?
+    @OptionGroup var comparison: ComparisonOptions
 
     func run() throws {
         let base = try train.config()
-        let methods = try Eval.parse(methods)
+        let methods = try comparison.parsedMethods(), out = comparison.out
         try withCommunicator(runtime, "selora.clip-eval") { comm, log in
             if comm.isRoot, let out { try prepareRunDirectory(out) }
             let model = try clip.load(log: log)
@@ -256,7 +251,7 @@ struct ClipEval: ParsableCommand {
             let tokenizer = try clip.tokenizer()
             let target = try data.load()
             try checkBatch(base.batchSize, fits: target.train.count)
-            let ood = try ImageCorruption(seed: oodSeed).apply(target.test)
+            let ood = try ImageCorruption(seed: comparison.oodSeed).apply(target.test)
             let src = try source.load()
             let t = try tasks.target(target.train.numClasses), h = try tasks.heldOut(src.test.numClasses)
             let targetHead = try ZeroShot.head(clip: model, tokenizer: tokenizer, classNames: t.names, templates: t.templates)

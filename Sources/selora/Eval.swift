@@ -27,6 +27,29 @@ struct SourceOptions: ParsableArguments {
     }
 }
 
+/// What a method comparison runs and where it reports (eval, clip-eval).
+struct ComparisonOptions: ParsableArguments {
+    @Option(help: "Comma-separated methods to compare (each from the same weights and data).")
+    var methods = "linear-probe,full,lora,selective"
+
+    @Option(help: "Seed of the corrupted (OOD) copy of the target test set.")
+    var oodSeed: UInt64 = 1
+
+    @Option(help: "Directory for report.json, report.md and metrics-<method>.jsonl (created; must not hold a report already).")
+    var out: String?
+
+    func parsedMethods() throws -> [Method] {
+        try methods.split(separator: ",").map {
+            guard let m = Method(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--methods: unknown method `\($0)`; expected selective, lora, full, linear-probe")
+            }
+            return m
+        }
+    }
+
+    func validate() throws { guard !(try parsedMethods()).isEmpty else { throw ValidationError("--methods is empty") } }
+}
+
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The forgetting protocol: fit a frozen probe for a source task on the pretrained backbone, fine-tune on the target task with each method, and report target, OOD and source-retention accuracy, feature drift and active blocks in one table.")
@@ -37,38 +60,18 @@ struct Eval: ParsableCommand {
     @OptionGroup var train: TrainOptions
     @OptionGroup var runtime: RuntimeOptions
 
-    @Option(help: "Comma-separated methods to compare (each from the same weights and data).")
-    var methods = "linear-probe,full,lora,selective"
-
-    @Option(help: "Seed of the corrupted (OOD) copy of the target test set.")
-    var oodSeed: UInt64 = 1
-
-    @Option(help: "Directory for report.json, report.md and metrics-<method>.jsonl (created; must not hold a report already).")
-    var out: String?
-
-    func parsedMethods() throws -> [Method] { try Self.parse(methods) }
-
-    static func parse(_ methods: String) throws -> [Method] {
-        try methods.split(separator: ",").map {
-            guard let m = Method(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--methods: unknown method `\($0)`; expected selective, lora, full, linear-probe")
-            }
-            return m
-        }
-    }
-
-    func validate() throws { guard !(try parsedMethods()).isEmpty else { throw ValidationError("--methods is empty") } }
+    @OptionGroup var comparison: ComparisonOptions
 
     func run() throws {
         let base = try train.config()
-        let methods = try parsedMethods()
+        let methods = try comparison.parsedMethods(), out = comparison.out
         try withCommunicator(runtime, "selora.eval") { comm, log in
             if comm.isRoot, let out { try prepareRunDirectory(out) }
             let weights = model.weights, heads = model.heads, activation = model.activation
             try data.check(model: try model.loadModel(log: log).config)
             let target = try data.load()
             try checkBatch(base.batchSize, fits: target.train.count)
-            let ood = try ImageCorruption(seed: oodSeed).apply(target.test)
+            let ood = try ImageCorruption(seed: comparison.oodSeed).apply(target.test)
             let src = try source.load()
             log.info("source A: \(src.train.count) train / \(src.test.count) test images (\(source.sourceCsv)); target B: \(target.train.count) / \(target.test.count) (+ corrupted copy); \(comm.size) rank(s)")
             let proto = ForgettingProtocol(comm: comm, loadModel: { try ViTModel.load(path: weights, numHeads: heads, activation: activation) },

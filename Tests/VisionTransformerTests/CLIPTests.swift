@@ -340,3 +340,18 @@ final class CLIPAdapterNamingTests: XCTestCase {
         }
     }
 }
+
+/// The named shapes have exactly OpenCLIP's parameter counts (`sum(p.numel() for p in CLIP(**cfg).parameters())`
+/// with open_clip 3.3.0): counted from the layouts, nothing allocated.
+final class CLIPShapeTests: XCTestCase {
+    func testParameterCountsMatchOpenCLIP() throws {
+        for (name, want) in [("ViT-B-32", 151_277_313), ("ViT-B-16", 149_620_737), ("ViT-L-14", 427_616_513)] {
+            let (v, t) = try XCTUnwrap(CLIPModel.shape(name))
+            try v.validate(); try t.validate()
+            let vision = ViTParameterNames.layout(v).parameterCount
+            let text = CLIPTextModel.layout(t).parameterCount + ViTParameterNames.layout(t.stack).parameterCount
+            XCTAssertEqual(vision + text + 1, want, name)   // + logit_scale
+        }
+        XCTAssertNil(CLIPModel.shape("ViT-H-99"))
+    }
+}
