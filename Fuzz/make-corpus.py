@@ -145,6 +145,60 @@ def main():
     adapter("fc-r4-rslora", 4, ["mlp.fc1", "mlp.fc2"], gated=False, extra={"use_rslora": True})
     adapter("short-names-f16", 2, ["q", "k", "v", "o"], gated=True, active=lambda layer, t: layer == 0, dtype="F16")
 
+    # clip-checkpoint: [u8 options] + a tiny CLIP (image width 4, text width 4, 1 block each, patch 2 on a 2×2 grid,
+    # vocabulary 6, context 3, embedding 3) in OpenCLIP and in Hugging Face names.
+    def clip(naming, with_text=True, ln_pre=True):
+        d, dt, e, v, ctx, m = 4, 4, 3, 6, 3, 8
+        oc = naming == "open_clip"
+        t = {}
+        def put(name, shape):
+            t[name] = tensor("F32", shape)
+        def block(prefix, w):
+            if oc:
+                for n, sh in [("ln_1.weight", [w]), ("ln_1.bias", [w]), ("attn.in_proj_weight", [3 * w, w]),
+                              ("attn.in_proj_bias", [3 * w]), ("attn.out_proj.weight", [w, w]), ("attn.out_proj.bias", [w]),
+                              ("ln_2.weight", [w]), ("ln_2.bias", [w]), ("mlp.c_fc.weight", [m, w]), ("mlp.c_fc.bias", [m]),
+                              ("mlp.c_proj.weight", [w, m]), ("mlp.c_proj.bias", [w])]:
+                    put(prefix + n, sh)
+            else:
+                for n, sh in [("layer_norm1.weight", [w]), ("layer_norm1.bias", [w]), ("layer_norm2.weight", [w]),
+                              ("layer_norm2.bias", [w]), ("self_attn.out_proj.weight", [w, w]), ("self_attn.out_proj.bias", [w]),
+                              ("mlp.fc1.weight", [m, w]), ("mlp.fc1.bias", [m]), ("mlp.fc2.weight", [w, m]), ("mlp.fc2.bias", [w])] \
+                        + [(f"self_attn.{x}_proj.{p}", [w, w] if p == "weight" else [w]) for x in "qkv" for p in ("weight", "bias")]:
+                    put(prefix + n, sh)
+        if oc:
+            put("visual.conv1.weight", [d, 3, 2, 2]); put("visual.class_embedding", [d]); put("visual.positional_embedding", [5, d])
+            if ln_pre:
+                put("visual.ln_pre.weight", [d]); put("visual.ln_pre.bias", [d])
+            put("visual.ln_post.weight", [d]); put("visual.ln_post.bias", [d]); put("visual.proj", [d, e])
+            block("visual.transformer.resblocks.0.", d)
+            if with_text:
+                put("token_embedding.weight", [v, dt]); put("positional_embedding", [ctx, dt]); put("text_projection", [dt, e])
+                put("ln_final.weight", [dt]); put("ln_final.bias", [dt]); block("transformer.resblocks.0.", dt)
+        else:
+            put("vision_model.embeddings.patch_embedding.weight", [d, 3, 2, 2]); put("vision_model.embeddings.class_embedding", [d])
+            put("vision_model.embeddings.position_embedding.weight", [5, d])
+            put("vision_model.pre_layrnorm.weight", [d]); put("vision_model.pre_layrnorm.bias", [d])
+            put("vision_model.post_layernorm.weight", [d]); put("vision_model.post_layernorm.bias", [d])
+            put("visual_projection.weight", [e, d]); block("vision_model.encoder.layers.0.", d)
+            if with_text:
+                put("text_model.embeddings.token_embedding.weight", [v, dt])
+                put("text_model.embeddings.position_embedding.weight", [ctx, dt]); put("text_projection.weight", [e, dt])
+                put("text_model.final_layer_norm.weight", [dt]); put("text_model.final_layer_norm.bias", [dt])
+                block("text_model.encoder.layers.0.", dt)
+        t["logit_scale"] = ("F32", [], np.array([4.6], "<f4").tobytes())
+        return safetensors(t, metadata={"format": "pt", "hidden_act": "quick_gelu"})
+
+    write("clip-checkpoint", "open-clip", b"\x00" + clip("open_clip"))
+    write("clip-checkpoint", "hf-gelu", b"\x01" + clip("hf"))
+    write("clip-checkpoint", "open-clip-no-ln-pre-image-only", b"\x02" + clip("open_clip", with_text=False, ln_pre=False))
+
+    # clip-tokenizer: raw UTF-8 (or not) text.
+    for i, text in enumerate(["a photo of a trouser.", "&amp;lt; <b>x</b> &#x1F600; &eacute", "ＡＢＣ ﬁne “q” don't",
+                              "ΣΟΦΟΣ İ ẞ q\u0301 \u200b\u00ad", "<start_of_text>a<end_of_text> " + "word " * 90]):
+        write("clip-tokenizer", f"text-{i}", text.encode())
+    write("clip-tokenizer", "invalid-utf8", b"caf\xe9 \xff\xfe na\xc3")
+
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {sum(len(fs) for _, _, fs in os.walk(ROOT))} seed files, {total} bytes, under {ROOT}")
 

@@ -59,7 +59,12 @@ struct CLIPCheckpoint {
     }
 
     func shape(_ name: String) throws -> [Int] { try file.info(prefix + name).shape }
-    func read(_ name: String, _ shape: [Int]) throws -> [Float] { try file.floats(prefix + name, expectShape: shape) }
+    /// The tensor's values, checked: the expected shape, and finite (a NaN or Inf weight is a broken checkpoint).
+    func read(_ name: String, _ shape: [Int]) throws -> [Float] {
+        let v = try file.floats(prefix + name, expectShape: shape)
+        if let i = v.firstIndex(where: { !$0.isFinite }) { throw fail("`\(prefix)\(name)` holds \(v[i]) at element \(i)") }
+        return v
+    }
 
     /// Names of one tower (`vision` or `text`) in this layout.
     struct Tower {
@@ -220,6 +225,7 @@ struct CLIPCheckpoint {
         // has none, since a LayerNorm cannot be made the identity.
         config.preNorm = file.contains(prefix + (oc ? "visual.ln_pre.weight" : "vision_model.pre_layrnorm.weight"))
         do { try config.validate() } catch { throw fail("image tower: \(error)") }
+        try ViTModel.checkFileHolds(file, parameters: ViTParameterNames.layout(config).parameterCount, "an image tower \(config)")
         let model = try ViTModel(config: config)
         let s = model.params.store
         typealias N = ViTParameterNames
@@ -275,6 +281,8 @@ struct CLIPCheckpoint {
                                     activation: try activation(false), moduleNames: naming.moduleNames)
         config.stack.layerNormEps = layerNormEps(false)
         do { try config.validate() } catch { throw fail("text tower: \(error)") }
+        try ViTModel.checkFileHolds(file, parameters: CLIPTextModel.layout(config).parameterCount
+            + ViTParameterNames.layout(config.stack).parameterCount, "a text tower \(config)")
         let model = try CLIPTextModel(config: config)
         put(model.params, "token_embedding", try read(tokName, tok))
         put(model.params, "positional_embedding", try read(posName, pos))

@@ -36,9 +36,21 @@ extension ViTModel {
         }
         let (naming, prefix) = try detectNaming(file)
         let config = try inferConfig(file, naming: naming, prefix: prefix, numHeads: numHeads)
+        try checkFileHolds(file, parameters: ViTParameterNames.layout(config).parameterCount, "a \(config)")
         let model = try ViTModel(config: config)
         try model.copyWeights(from: file, naming: naming, prefix: prefix)
         return model
+    }
+
+    /// Refuses, before anything is allocated, a model shape whose parameters the file cannot hold: every parameter
+    /// is read from the file at 2 bytes or more (F16/BF16), so a header that counts layers or widths from tiny
+    /// tensors cannot make the loader allocate gigabytes.
+    static func checkFileHolds(_ f: SafeTensorsFile, parameters: Int, _ what: String) throws {
+        let bytes = f.tensors.reduce(0) { $0 + $1.byteRange.count }
+        guard parameters.multipliedReportingOverflow(by: 2).partialValue <= bytes, parameters < Int.max / 4 else {
+            throw CheckpointError(path: f.path, message: "\(what) has \(parameters) parameters, but the file holds only "
+                + "\(bytes) bytes of tensor data: the tensors' shapes are inconsistent")
+        }
     }
 
     static func detectNaming(_ f: SafeTensorsFile) throws -> (CheckpointNaming, String) {
@@ -100,7 +112,13 @@ extension ViTModel {
             _ = dst.update(fromContentsOf: values)
         }
         // SafeTensorsError already names the file, the tensor, and what was expected.
-        func read(_ name: String, _ shape: [Int]) throws -> [Float] { try f.floats(prefix + name, expectShape: shape) }
+        func read(_ name: String, _ shape: [Int]) throws -> [Float] {
+            let v = try f.floats(prefix + name, expectShape: shape)
+            if let i = v.firstIndex(where: { !$0.isFinite }) {
+                throw CheckpointError(path: f.path, message: "`\(prefix)\(name)` holds \(v[i]) at element \(i)")
+            }
+            return v
+        }
         switch naming {
         case .huggingFace:
             for e in store.layout.entries { put(e.name, try read(e.name, e.shape)) }

@@ -271,6 +271,13 @@ final class CLIPCheckpointErrorTests: XCTestCase {
                         mentions: ["visual.positional_embedding", "1 + G·G"])
     }
 
+    func testNonFiniteWeightsAndTensorsTooSmallForTheShape() throws {
+        assertLoadFails(try rewrite { t in t["visual.ln_post.bias"]!.0[3] = .nan }, mentions: ["visual.ln_post.bias", "nan", "element 3"])
+        // Forty layers counted from one-element ln_1 tensors: refused before allocating, not read past.
+        assertLoadFails(try rewrite { t in for l in 2..<40 { t["visual.transformer.resblocks.\(l).ln_1.weight"] = ([1], [1]) } },
+                        mentions: ["bytes of tensor data"])
+    }
+
     func testLoadingTheImageTowerThroughViTModel() throws {
         let m = try ViTModel.load(path: Repo.path("Tests/Fixtures/clip_ref/hf_quickgelu.safetensors"), numHeads: 2)
         XCTAssertEqual(m.config.projectionDim, 24)
