@@ -48,6 +48,9 @@ struct Train: ParsableCommand {
     @Option(help: "Start from this adapter directory (PEFT layout, e.g. a previous run's adapter/) instead of a fresh initialisation.")
     var initAdapter: String?
 
+    @Option(help: "Start the head from this safetensors (`weight` [classes, features], `bias`), e.g. a CLIP zero-shot head from `selora text-embed --head`, instead of a fresh initialisation.")
+    var initHead: String?
+
     @Option(help: "Log every N steps.")
     var logEvery = 10
 
@@ -72,7 +75,7 @@ struct Train: ParsableCommand {
             let out = runDirectory
             if root && resume == nil { try prepareRunDirectory(out) }
             let vit = try model.loadModel(log: log)
-        try data.check(model: vit.config)
+            try data.check(model: vit.config)
             var adapters: LoRAAdapters?
             if let dir = initAdapter {
                 guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective or lora") }
@@ -87,8 +90,12 @@ struct Train: ParsableCommand {
             try checkBatch(config.batchSize, fits: trainSet.count)
             var runConfig = config
             if let a = adapters { runConfig.lora = a.config }
+            let head = try initHead.map { try ClassifierHead.load(path: $0, hidden: vit.config.featureDim) }
+            if let head, head.classes != trainSet.numClasses {
+                throw ValidationError("--init-head \(initHead ?? ""): \(head.classes) classes; the training data has \(trainSet.numClasses)")
+            }
             let dp = try DataParallelTrainer(comm: comm, model: vit, data: trainSet, size: data.imageSize, config: runConfig,
-                                             adapters: adapters, checkEvery: parallel.checkEvery)
+                                             adapters: adapters, initialHead: head, checkEvery: parallel.checkEvery)
             parallel.apply(to: dp)
             dp.runDirectory = out
             dp.checkpointEvery = checkpointEvery

@@ -168,6 +168,8 @@ sys.exit(0 if ok else 1)
 PY
 then pass=$((pass + 1)); echo "PASS clip-compose + text-embed write class embeddings and the zero-shot head"
 else fail=$((fail + 1)); echo "FAIL clip-compose + text-embed"; fi
+expect_fail "train: --init-head for another class count" "--init-head $T/zs.safetensors" "3 classes" "has 10" -- "${TR[@]}" --init-head "$T/zs.safetensors"
+expect_fail "train: --init-head of another width" "$G/head.safetensors" "expected [classes ≥ 2, 24]" -- "$SELORA" train --weights "$CF" --heads 2 --out "$T/runh" --image-size 32 --steps 2 --batch-size 4 --train-count 20 --test-count 8 --init-head "$G/head.safetensors"
 
 # A good run for contrast: it must succeed and write the output.
 if "${E[@]}" --weights "$WEIGHTS" --pixels "$PX" --out "$T/good.safetensors" 2>"$T/stderr" && [[ -s "$T/good.safetensors" ]]; then
