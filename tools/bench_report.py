@@ -6,6 +6,7 @@
 RESULTS_DIR holds what launch/bench measured in one run:
   env.json                      machine, OpenBLAS core, date
   backbone.json                 `selora bench` records: sgemm peak and forward+backward steps per method / size
+  clip-b16.json                 the same for a random CLIP ViT-B/16 image tower (`selora bench --shape ViT-B-16`)
   comm-<method>-<link>.jsonl    metrics of 2-rank `selora train` runs (link: shm = one machine, tcp1g = 2 namespace
                                 hosts with a 1 Gbit/s rate limit per link)
   scale-<name>.jsonl            metrics of the scaling runs (1 BLAS thread per rank): r1b16, r1b32, r2b32
@@ -77,6 +78,19 @@ def main():
         summary["selective_over_lora_step_time"] = ratio
         out_md.append(f"\nA selective step with {sel['selective']['active_blocks']} of 72 blocks active takes "
                       f"**{ratio:.2f}×** the time of a plain LoRA step (224 px, batch {sel['lora']['batch']}).")
+    clip_path = os.path.join(R, "clip-b16.json")
+    if os.path.exists(clip_path):
+        cs = [x for x in json.load(open(clip_path)) if x["kind"] == "step"]
+        out_md.append("\nCLIP ViT-B/16 image tower (OpenCLIP's shape: width 768, 12 blocks, patch 16, QuickGELU; random "
+                      "weights — speed does not depend on the values), forward + backward:\n")
+        out_md.append("| method | size | batch | images/s | GFLOP/s | sgemm beside it | step / sgemm |")
+        out_md.append("|---|---|---|---|---|---|---|")
+        for x in cs:
+            label = x["method"] + (f" ({x['active_blocks']}/{x['total_blocks']} active)" if x["method"] == "selective" else "")
+            out_md.append(f"| {label} | {x['size']} px | {x['batch']} | {x['images_per_s']:.1f} | {x['gflops']:.0f} | "
+                          f"{x['sgemm_gflops']:.0f} | **{100 * x['fraction_of_sgemm']:.0f} %** |")
+        base = [x for x in cs if x["method"] == "base"]
+        summary["clip_b16_step_fraction_of_sgemm_224"] = base[0]["fraction_of_sgemm"] if base else None
     out_md.append("")
 
     # Communication

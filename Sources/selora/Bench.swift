@@ -16,6 +16,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Checkpoint to time (default: random DINOv2 ViT-S/14 weights).")
     var weights: String?
 
+    @Option(help: "Time a random-weight image tower of this OpenCLIP shape instead (ViT-B-32, ViT-B-16, ViT-L-14; QuickGELU).")
+    var shape: String?
+
     @Option(parsing: .upToNextOption, help: "Cases as SIZExBATCH, e.g. 224x32 56x128.")
     var cases: [String] = ["224x32", "56x128"]
 
@@ -45,6 +48,10 @@ struct Bench: ParsableCommand {
             throw ValidationError("--methods: unknown case `\(m)`; expected base, lora, selective, full")
         }
         for c in cases { _ = try parseCase(c) }
+        if let shape, CLIPModel.shape(shape) == nil {
+            throw ValidationError("--shape \(shape): expected ViT-B-32, ViT-B-16 or ViT-L-14")
+        }
+        if shape != nil && weights != nil { throw ValidationError("--shape and --weights exclude each other") }
     }
 
     func parseCase(_ c: String) throws -> (size: Int, batch: Int) {
@@ -67,7 +74,7 @@ struct Bench: ParsableCommand {
         if let weights {
             model = try ModelOptions(weights: weights, heads: nil).loadModel(log: log)
         } else {
-            model = try ViTModel(config: .dinov2Small)
+            model = try ViTModel(config: shape.flatMap { CLIPModel.shape($0)?.vision } ?? .dinov2Small)
             var state: UInt32 = 1
             for i in 0..<model.params.store.storage.count {
                 state = state &* 1_664_525 &+ 1_013_904_223
@@ -131,14 +138,16 @@ struct Bench: ParsableCommand {
         let fwd = median(fwds), bwd = median(bwds), stepPeak = median(peaks), ratio = median(ratios)
         let gflops = flops / (fwd + bwd) / 1e9
         let ips = Double(batch) / (fwd + bwd)
-        let label = ["base": "base", "full": "full", "lora": "lora r\(rank)"][method] ?? "selective r\(rank) \(activeBlocks) active"
+        let label = (shape.map { "\($0) " } ?? "")
+            + (["base": "base", "full": "full", "lora": "lora r\(rank)"][method] ?? "selective r\(rank) \(activeBlocks) active")
         print(String(format: "%3d px batch %3d %@: forward %.3f s, backward %.3f s, %.2f images/s, %.1f GFLOP/s (backbone); "
                      + "sgemm beside it %.1f GFLOP/s; step/sgemm %.0f%% (median of %d paired)",
                      size, batch, label, fwd, bwd, ips, gflops, stepPeak, 100 * ratio, steps))
         return ["kind": "step", "method": method, "size": size, "batch": batch, "forward_s": fwd, "backward_s": bwd,
                 "images_per_s": ips, "gflops": gflops, "sgemm_gflops": stepPeak, "fraction_of_sgemm": ratio,
                 "fractions": ratios, "weight_gradients": grads != nil, "activation_bytes": acts.bytes,
-                "active_blocks": activeBlocks, "step_s": fwd + bwd]
+                "active_blocks": activeBlocks, "step_s": fwd + bwd, "model": shape ?? "dinov2-s14",
+                "total_blocks": model.config.numLayers * LoRATarget.allCases.count]
     }
 
     func median(_ v: [Double]) -> Double {
