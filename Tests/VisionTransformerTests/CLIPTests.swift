@@ -100,6 +100,26 @@ final class CLIPReferenceTests: XCTestCase {
         }
     }
 
+    /// A Hugging Face checkpoint directory's config.json supplies the heads and the activation (no options given).
+    func testHuggingFaceConfigJSON() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("selora-hf-clip-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("model.safetensors")
+        try FileManager.default.copyItem(atPath: Repo.path("\(Self.dir)/hf_gelu.safetensors"), toPath: model.path)
+        let config = #"{"vision_config": {"num_attention_heads": 2, "hidden_act": "gelu"}, "text_config": {"num_attention_heads": 2, "hidden_act": "gelu"}}"#
+        try config.write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        let clip = try CLIPModel.load(path: model.path)
+        XCTAssertEqual([clip.vision.config.numHeads, clip.text.config.stack.numHeads], [2, 2])
+        XCTAssertEqual(clip.vision.config.activation, .gelu)
+        let inputs = try SafeTensorsFile(path: Repo.path("\(Self.dir)/inputs.safetensors"))
+        let want = try SafeTensorsFile(path: Repo.path("\(Self.dir)/expected_gelu.safetensors"))
+        check(try clip.text.encode(ids: try inputs.int64s("input_ids").map { Int32($0) }), try floats(want, "text_features"),
+              "hf_gelu via config.json: encode_text")
+        try #"{"vision_config": {"hidden_act": "gelu_new"}}"#.write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try CLIPModel.load(path: model.path)) { XCTAssertTrue("\($0)".contains("gelu_new"), "\($0)") }
+    }
+
     /// The activation cannot be read off the tensors: loading the GELU weights as QuickGELU must change the output
     /// (so the fixture and the option are really tested).
     func testWrongActivationIsVisible() throws {
