@@ -11,6 +11,7 @@ import Foundation
 /// context (the end token kept last) and zero-padded.
 ///
 /// Not reproduced: ftfy's mojibake repair (`schÃ¶n` → `schön`); such text tokenizes as written.
+/// Not thread-safe (it caches each piece's BPE): one tokenizer per thread.
 public final class CLIPTokenizer {
     public static let startOfText = "<start_of_text>"
     public static let endOfText = "<end_of_text>"
@@ -62,8 +63,8 @@ public final class CLIPTokenizer {
         decoder = vocab
         self.ranks = ranks
         self.contextLength = contextLength
-        startID = enc[Self.startOfText]!
-        endID = enc[Self.endOfText]!
+        startID = Int32(vocab.count - 2)   // appended last: 49406 and 49407 with CLIP's vocabulary
+        endID = Int32(vocab.count - 1)
         let special = "\(Self.startOfText)|\(Self.endOfText)"
         pattern = try NSRegularExpression(pattern: special + #"|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"#,
                                           options: [.caseInsensitive])
@@ -92,7 +93,7 @@ public final class CLIPTokenizer {
             }
             let mapped = piece.utf8.map { byteSymbols[Int($0)] }.joined()
             if let hit = cache[mapped] { out += hit; continue }
-            let ids = bpe(mapped, symbols: piece.utf8.map { byteSymbols[Int($0)] })
+            let ids = bpe(piece.utf8.map { byteSymbols[Int($0)] })
             cache[mapped] = ids
             out += ids
         }
@@ -104,7 +105,7 @@ public final class CLIPTokenizer {
 
     /// BPE over one piece: start from its byte symbols (the last one marked `</w>`) and repeatedly merge the
     /// adjacent pair of lowest rank, every occurrence left to right, until no pair has a rank.
-    func bpe(_ token: String, symbols: [String]) -> [Int32] {
+    func bpe(_ symbols: [String]) -> [Int32] {
         guard !symbols.isEmpty else { return [] }
         var word = symbols
         word[word.count - 1] += "</w>"

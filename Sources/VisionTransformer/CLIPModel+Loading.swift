@@ -86,7 +86,7 @@ struct CLIPCheckpoint {
         return n
     }
 
-    /// (fc1 name, packed-qkv name or nil) suffixes inside a block.
+    /// The MLP's first Linear weight, inside a block (its shape gives the MLP width).
     var mlpInName: String { naming == .openCLIP ? "mlp.c_fc.weight" : "mlp.fc1.weight" }
 
     func subConfig(_ vision: Bool) -> [String: Any] {
@@ -119,8 +119,8 @@ struct CLIPCheckpoint {
         return .quickGELU
     }
 
-    /// Reads the square matrix block N's packed or separate q/k/v from, in internal order (q, k, v) weights then
-    /// biases, checking the packed shapes first so a wrong size names the packed tensor.
+    /// Block l's query, key and value weights and biases, from OpenCLIP's packed `in_proj` (shapes checked first, so a
+    /// wrong size names the packed tensor) or Hugging Face's separate `q_proj` / `k_proj` / `v_proj`.
     func qkv(_ t: Tower, layer l: Int, width d: Int) throws -> (w: [[Float]], b: [[Float]]) {
         let p = "\(t.blocks)\(l)."
         switch naming {
