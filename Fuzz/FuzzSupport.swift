@@ -66,3 +66,16 @@ struct FuzzInput {
         return Array(bytes[min(pos, bytes.count)...])[...]
     }
 }
+
+/// Runs `body`: an error of one of the `expected` types is a clean rejection (its description is built and noted),
+/// any other error stops the fuzzer as a crash naming `what`.
+func fuzzExpecting(_ expected: [Error.Type], _ what: String, _ body: () throws -> Void) {
+    do {
+        try body()
+    } catch {
+        guard expected.contains(where: { ObjectIdentifier($0) == ObjectIdentifier(type(of: error)) }) else {
+            fatalError("\(what) threw an unexpected error type: \(type(of: error)) \(error)")
+        }
+        fuzzNote("error: \(error)")
+    }
+}

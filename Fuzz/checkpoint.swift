@@ -49,7 +49,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let checkpoints = FuzzScratch.directory + "/" + Checkpoint.directoryName
     try? FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
     _ = FuzzScratch.write(input.rest(), Checkpoint.directoryName + "/" + Checkpoint.fileName(step: 1))
-    do {
+    fuzzExpecting([CheckpointError.self, SafeTensorsError.self], "Checkpoint.resumeNewest") {
         _ = try Checkpoint.resumeNewest(trainer, runDirectory: FuzzScratch.directory)
         precondition((0...trainer.config.steps).contains(trainer.step))
         if let a = trainer.adapters {
@@ -57,12 +57,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         }
         precondition(trainer.head.params.storage.buffer.allSatisfy { $0.isFinite })
         fuzzNote("restored \(trainer.config.method.rawValue) at step \(trainer.step)")
-    } catch let e as CheckpointError {
-        fuzzNote("error: \(e)")
-    } catch let e as SafeTensorsError {
-        fuzzNote("error: \(e)")
-    } catch {
-        fatalError("Checkpoint.resumeNewest threw an unexpected error type: \(type(of: error)) \(error)")
     }
     return 0
 }

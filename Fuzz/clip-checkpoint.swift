@@ -13,7 +13,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let options = input.byte()
     let path = FuzzScratch.write(input.rest(), "clip.safetensors")
     let act: Activation = options & 1 == 1 ? .gelu : .quickGELU
-    do {
+    fuzzExpecting([CheckpointError.self, SafeTensorsError.self, ViTError.self], "CLIPModel.load") {
         if options & 2 == 2 {
             let tower = try ViTModel.load(path: path, activation: act)
             precondition(tower.config.projectionDim != nil || !CLIPModel.isCLIP(path: path))
@@ -37,14 +37,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             precondition(out.count == t.projectionDim)
         }
         fuzzNote("loaded \(v); \(t)")
-    } catch let e as CheckpointError {
-        fuzzNote("error: \(e)")
-    } catch let e as SafeTensorsError {
-        fuzzNote("error: \(e)")
-    } catch let e as ViTError {
-        fuzzNote("error: \(e)")
-    } catch {
-        fatalError("CLIPModel.load threw an unexpected error type: \(type(of: error)) \(error)")
     }
     return 0
 }

@@ -13,20 +13,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     var input = FuzzInput(data, size)
     _ = FuzzScratch.write(input.chunk(), LoRAAdapters.configFile)
     _ = FuzzScratch.write(input.rest(), LoRAAdapters.weightsFile)
-    do {
+    fuzzExpecting([CheckpointError.self, SafeTensorsError.self, ViTError.self], "LoRAAdapters.load") {
         let (adapters, _) = try LoRAAdapters.load(directory: FuzzScratch.directory, model: model)
         try! adapters.config.validate()
         precondition(adapters.model == model && adapters.blocks.count == model.numLayers * adapters.config.targets.count)
         precondition(adapters.params.storage.buffer.allSatisfy { $0.isFinite })
         fuzzNote("loaded \(adapters.blocks.count) blocks, \(adapters.activeCount) active, rank \(adapters.config.rank)")
-    } catch let e as CheckpointError {
-        fuzzNote("error: \(e)")
-    } catch let e as SafeTensorsError {
-        fuzzNote("error: \(e)")
-    } catch let e as ViTError {
-        fuzzNote("error: \(e)")
-    } catch {
-        fatalError("LoRAAdapters.load threw an unexpected error type: \(type(of: error)) \(error)")
     }
     return 0
 }
