@@ -35,6 +35,13 @@ public final class ClassifierHead {
 
     public func makeStore() throws -> TensorStore { try TensorStore(layout: params.layout) }
 
+    /// An independent head with the same values (training one leaves the other as it was).
+    public func copy() throws -> ClassifierHead {
+        let c = try ClassifierHead(classes: classes, hidden: hidden, seed: 0)
+        _ = c.params.storage.buffer.update(fromContentsOf: params.storage.buffer)
+        return c
+    }
+
     /// logits [batch, classes] from features [batch, hidden].
     public func forward(_ logits: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>, batch: Int) {
         let d = hidden

@@ -87,8 +87,7 @@ public final class ZeroShotProtocol {
         guard heldOutBefore.count == heldOut.count else { throw ViTError.badInput("ZeroShotProtocol.run before prepare()") }
         let model = try loadVision()
         try check(model)
-        let head = try ClassifierHead(classes: targetHead.classes, hidden: targetHead.hidden, seed: 0)
-        head.params.storage.buffer.update(fromContentsOf: targetHead.params.storage.buffer)
+        let head = try targetHead.copy()   // the protocol's zero-shot head stays as it was for the next method
         let t0 = Date()
         var last: ParallelStepStats?
         let dp = try DataParallelTrainer(comm: comm, model: model, data: target.train, size: size, config: config,

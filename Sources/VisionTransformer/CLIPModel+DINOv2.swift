@@ -8,10 +8,13 @@ extension ViTModel {
     ///  * the patch bias moves into the patch-grid positions (bicubic resizing weights sum to 1, so a constant
     ///    added to every grid position is still that constant after resizing);
     ///  * there is no `ln_pre` (``ViTConfig/preNorm`` stays false: a LayerNorm cannot be made the identity).
-    /// Features differ from the original's class token only by float rounding and the final normalization.
-    public func clipForm(projection: [Float], projectionDim e: Int, moduleNames: ModuleNames = .openCLIP) throws -> ViTModel {
+    /// Without `projection` it is the identity (E = D): features differ from the original's class token only by
+    /// float rounding and the final normalization.
+    public func clipForm(projection given: (weight: [Float], dim: Int)? = nil,
+                         moduleNames: ModuleNames = .openCLIP) throws -> ViTModel {
         guard config.projectionDim == nil else { throw ViTError.invalidConfig("clipForm: the model already has a projection") }
-        let d = config.hiddenSize
+        let d = config.hiddenSize, e = given?.dim ?? d
+        let projection = given?.weight ?? (0..<(d * d)).map { $0 % (d + 1) == 0 ? 1 : 0 }
         guard e > 0, projection.count == e * d else {
             throw ViTError.invalidConfig("clipForm: projection has \(projection.count) values; expected \(e) × \(d)")
         }

@@ -12,6 +12,17 @@ public enum CLIPNaming: String, Sendable {
     case huggingFace = "hf"
 
     var moduleNames: ModuleNames { self == .openCLIP ? .openCLIP : .huggingFaceCLIP }
+
+    /// The naming a CLIP tower's module names come from (OpenCLIP unless they are Hugging Face's).
+    public init(_ names: ModuleNames) { self = names == .huggingFaceCLIP ? .huggingFace : .openCLIP }
+}
+
+/// [rows, cols] → [cols, rows]: OpenCLIP stores its projections as `x @ proj` ([in, out]), the layout as Linear
+/// weights ([out, in]).
+func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
+    var y = [Float](repeating: 0, count: x.count)
+    for r in 0..<rows { for c in 0..<cols { y[c * rows + r] = x[r * cols + c] } }
+    return y
 }
 
 /// What a CLIP checkpoint's tensors cannot say. nil = the next source: a Hugging Face `config.json` beside the
@@ -173,13 +184,6 @@ struct CLIPCheckpoint {
         let dst = store.buffer(name)
         precondition(values.count == dst.count, "CLIP loader: \(name) size")
         _ = dst.update(fromContentsOf: values)
-    }
-
-    /// [rows, cols] → [cols, rows].
-    func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: x.count)
-        for r in 0..<rows { for c in 0..<cols { y[c * rows + r] = x[r * cols + c] } }
-        return y
     }
 
     // MARK: Towers
@@ -359,11 +363,6 @@ struct CLIPWriter {
 
     mutating func add(_ name: String, _ values: [Float], _ shape: [Int]) throws { try w.add(name, floats: values, shape: shape) }
     func tensor(_ s: TensorStore, _ name: String) -> [Float] { Array(s.buffer(name)) }
-    func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: x.count)
-        for r in 0..<rows { for c in 0..<cols { y[c * rows + r] = x[r * cols + c] } }
-        return y
-    }
 
     mutating func addVision(_ vision: ViTModel) throws {
         typealias N = ViTParameterNames

@@ -65,6 +65,7 @@ public final class ViTActivations {
                                 patch: config.patchSize)
         attention = AttentionShape(batch: batch, tokens: tokens, heads: config.numHeads, headDim: config.headDim,
                                    causal: config.causal)
+        // A token sequence (grid 0×0) has no patches: its resize is a never-used 1×1 placeholder.
         resize = BicubicResize(inRows: config.positionGrid, inCols: config.positionGrid,
                                outRows: max(grid.rows, 1), outCols: max(grid.cols, 1))
 

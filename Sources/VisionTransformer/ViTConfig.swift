@@ -55,13 +55,6 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
         return c
     }
 
-    /// This config with other module names (same shape).
-    public func with(moduleNames: ModuleNames) -> ViTConfig {
-        var c = self
-        c.moduleNames = moduleNames
-        return c
-    }
-
     /// Whether the model has the image stem (patch projection, class token, positions): every image tower; not
     /// the causal stack of CLIP's text tower, whose embeddings ``CLIPTextModel`` owns.
     public var hasImageStem: Bool { !causal }

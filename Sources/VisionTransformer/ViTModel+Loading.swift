@@ -159,7 +159,7 @@ extension ViTModel {
     /// whole CLIP model is saved by ``CLIPModel/save(path:naming:metadata:)``).
     public func save(path: String, metadata: [String: String] = [:]) throws {
         if config.projectionDim != nil {
-            var w = CLIPWriter(naming: config.moduleNames == .huggingFaceCLIP ? .huggingFace : .openCLIP)
+            var w = CLIPWriter(naming: CLIPNaming(config.moduleNames))
             try w.addVision(self)
             try w.write(to: path, metadata: metadata)
             return

@@ -26,8 +26,7 @@ struct Merge: ParsableCommand {
             let clip = try CLIPModel.load(path: model.weights, options: CLIPLoadOptions(visionHeads: model.heads, activation: model.activation))
             let (adapters, _) = try LoRAAdapters.load(directory: adapter, model: clip.vision.config)
             try adapters.merge(into: clip.vision)
-            try clip.save(path: out, naming: clip.vision.config.moduleNames == .huggingFaceCLIP ? .huggingFace : .openCLIP,
-                          metadata: meta)
+            try clip.save(path: out, naming: CLIPNaming(clip.vision.config.moduleNames), metadata: meta)
             log.info("merged \(adapters.activeCount) of \(adapters.blocks.count) blocks into the image tower → \(out)")
             return
         }

@@ -181,9 +181,7 @@ struct ClipCompose: ParsableCommand {
         let target = try data.load(), src = try source.load()
         let t = try tasks.target(target.train.numClasses), h = try tasks.heldOut(src.train.numClasses)
         let d = dino.config.hiddenSize
-        var eye = [Float](repeating: 0, count: d * d)
-        for i in 0..<d { eye[i * d + i] = 1 }
-        let vision = try dino.clipForm(projection: eye, projectionDim: d)
+        let vision = try dino.clipForm()   // identity projection
 
         // Class means of the normalized image embeddings on the training images.
         let ev = try Evaluator(model: vision, adapters: nil, size: data.imageSize, batch: 32)

@@ -80,7 +80,9 @@ final class CLIPReferenceTests: XCTestCase {
             let path = dir.appendingPathComponent("\(naming.rawValue).safetensors").path
             try clip.save(path: path, naming: naming)
             let back = try CLIPModel.load(path: path)   // heads and activation from the metadata
-            XCTAssertEqual(back.vision.config, clip.vision.config.with(moduleNames: naming == .openCLIP ? .openCLIP : .huggingFaceCLIP))
+            var want = clip.vision.config
+            want.moduleNames = naming.moduleNames
+            XCTAssertEqual(back.vision.config, want)
             XCTAssertEqual(back.text.config.stack.numHeads, 2)
             XCTAssertEqual(back.vision.params.store.storage.toArray(), clip.vision.params.store.storage.toArray())
             XCTAssertEqual(back.text.params.storage.toArray(), clip.text.params.storage.toArray())
@@ -314,9 +316,9 @@ final class CLIPFormTests: XCTestCase {
                                positionGrid: 3, layerNormEps: 1e-6)
         var rng = TestRNG(seed: 3)
         let (dino, _) = try randomTinyModel(config, &rng)
-        var eye = [Float](repeating: 0, count: 64)
-        for i in 0..<8 { eye[i * 9] = 1 }
-        let clipVision = try dino.clipForm(projection: eye, projectionDim: 8)
+        let clipVision = try dino.clipForm()   // identity projection
+        XCTAssertEqual(Array(clipVision.params.store.buffer(ViTParameterNames.projection)),
+                       (0..<64).map { $0 % 9 == 0 ? 1 : 0 })
         XCTAssertFalse(clipVision.config.preNorm || clipVision.config.layerScale || clipVision.config.patchBias)
         let text = try CLIPTextModel(config: CLIPTextConfig(width: 8, layers: 1, heads: 2, mlp: 16, vocabularySize: 49408,
                                                             contextLength: 77, projectionDim: 8, activation: .gelu))
