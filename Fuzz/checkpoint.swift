@@ -53,7 +53,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         _ = try Checkpoint.resumeNewest(trainer, runDirectory: FuzzScratch.directory)
         precondition((0...trainer.config.steps).contains(trainer.step))
         if let a = trainer.adapters {
-            precondition(a.params.storage.buffer.allSatisfy { $0.isFinite } && a.scores.buffer.allSatisfy { $0.isFinite })
+            precondition(a.params.storage.buffer.allSatisfy { $0.isFinite } && a.gates.scores.buffer.allSatisfy { $0.isFinite })
         }
         precondition(trainer.head.params.storage.buffer.allSatisfy { $0.isFinite })
         fuzzNote("restored \(trainer.config.method.rawValue) at step \(trainer.step)")

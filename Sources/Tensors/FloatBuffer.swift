@@ -51,6 +51,6 @@ public struct AllocationError: Error, CustomStringConvertible {
     public let bytes: Int
     public let reason: String
     public var description: String {
-        "cannot allocate \(bytes / (1 << 20)) MiB (\(reason)): reduce --batch-size or the image size"
+        "cannot allocate \(bytes / (1 << 20)) MiB (\(reason)): a smaller batch or image size needs less memory"
     }
 }

@@ -56,6 +56,9 @@ public final class TensorStore {
         return storage.base + e.offset
     }
 
+    /// First element of tensor `i` of the layout (no name lookup: for per-step loops).
+    public func pointer(_ i: Int) -> UnsafeMutablePointer<Float> { storage.base + layout.entries[i].offset }
+
     /// Tensor `i` of the layout (no name lookup: for per-step loops).
     public func buffer(_ i: Int) -> UnsafeMutableBufferPointer<Float> {
         let e = layout.entries[i]

@@ -3,17 +3,18 @@ import SafeTensors
 import Tensors
 import VisionTransformer
 
-/// A training checkpoint: everything a run needs to continue bit for bit — adapters (every block, active or not),
-/// gate scores, head, the backbone in `full`, every AdamW moment and per-tensor step count, the step (which fixes
-/// the position in the seeded data order and the learning-rate schedule), the configuration and a fingerprint of
-/// the base weights it started from.
+/// A training checkpoint: everything a run needs to continue bit for bit — every tensor of ``TrainableTensors``
+/// (head, adapters of every block active or not, gate scores, the backbone in `full`) with its AdamW moments and
+/// step count, the gate mask, the step (which fixes the position in the seeded data order and the learning-rate
+/// schedule), the configuration and a fingerprint of the base weights it started from.
 ///
 /// One safetensors file per checkpoint, `checkpoints/step-00000120.safetensors`, written by rank 0 atomically
 /// (temporary file, fsync, rename, fsync of the directory): a failure while writing leaves the previous checkpoint
-/// as it was. Flat tensors named by role (`lora`, `lora.m`, `lora.v`, `scores`, …, each [count] in the
-/// in-memory layout, which is a pure function of the configuration); the rest is metadata.
+/// as it was. Three flat tensors in the table's order — `params`, `adam.m`, `adam.v`, each [Σ sizes] — and
+/// metadata: `adam.steps` (one count per tensor), `active` (the gate mask, "0"/"1" per block), `config`, `model`,
+/// `weights_fingerprint`, `step`. The table is a pure function of the configuration, so the order needs no names.
 public enum Checkpoint {
-    public static let format = "selora-checkpoint-1"
+    public static let format = "selora-checkpoint-2"
     public static let directoryName = "checkpoints"
 
     public static func fileName(step: Int) -> String { String(format: "step-%08d.safetensors", step) }
@@ -109,21 +110,12 @@ public enum Checkpoint {
 }
 
 extension Trainer {
-    /// Every piece of state as a flat float array, by role. Sizes are functions of the configuration.
+    /// The state as flat arrays in table order: `params`, `adam.m`, `adam.v`.
     func stateTensors() -> [(String, [Float])] {
-        var out: [(String, [Float])] = [("head", head.params.storage.toArray())]
-        out += headOpt.tensors(prefix: "head")
-        if let a = adapters {
-            out.append(("lora", a.params.storage.toArray()))
-            out.append(("scores", a.scores.toArray()))
-            if let o = loraOpt { out += o.tensors(prefix: "lora") }
-            if let o = scoreOpt { out += o.tensors(prefix: "scores") }
-        }
-        if config.method == .full {
-            out.append(("base", model.params.store.storage.toArray()))
-            if let o = baseOpt { out += o.tensors(prefix: "base") }
-        }
-        return out
+        var params: [Float] = []
+        params.reserveCapacity(trainable.totalCount)
+        for t in trainable.tensors { params += t.param }
+        return [("params", params), ("adam.m", trainable.m.toArray()), ("adam.v", trainable.v.toArray())]
     }
 
     func stateMetadata() -> [String: String] {
@@ -133,55 +125,40 @@ extension Trainer {
             "config": String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self),
             "model": String(decoding: (try? encoder.encode(model.config)) ?? Data(), as: UTF8.self),
             "weights_fingerprint": initialWeightsFingerprint,
-            "steps.head": headOpt.steps.map(String.init).joined(separator: ","),
+            "adam.steps": trainable.steps.map(String.init).joined(separator: ","),
         ]
-        if let o = loraOpt { meta["steps.lora"] = o.steps.map(String.init).joined(separator: ",") }
-        if let o = scoreOpt { meta["steps.scores"] = o.steps.map(String.init).joined(separator: ",") }
-        if let o = baseOpt { meta["steps.base"] = o.steps.map(String.init).joined(separator: ",") }
-        if let a = adapters { meta["active"] = a.active.map { $0 ? "1" : "0" }.joined() }
+        if let g = gates { meta["active"] = g.maskText }
         return meta
     }
 
     func restoreState(tensors: [String: [Float]], metadata: [String: String], step: Int, path: String) throws {
-        func counts(_ key: String, _ n: Int) throws -> [Int] {
-            let fields = (metadata[key] ?? "").split(separator: ",", omittingEmptySubsequences: false)
-            let parts = fields.compactMap { Int($0) }
-            guard fields.count == n, parts.count == n, parts.allSatisfy({ $0 >= 0 && $0 <= step }) else {
-                throw CheckpointError(path: path, message: "`\(key)` must list \(n) step counts in 0…\(step)")
+        func fail(_ m: String) -> CheckpointError { CheckpointError(path: path, message: m) }
+        let n = trainable.tensors.count
+        let fields = (metadata["adam.steps"] ?? "").split(separator: ",", omittingEmptySubsequences: false)
+        let steps = fields.compactMap { Int($0) }
+        guard fields.count == n, steps.count == n, steps.allSatisfy({ $0 >= 0 && $0 <= step }) else {
+            throw fail("`adam.steps` must list \(n) step counts in 0…\(step)")
+        }
+        var mask: [Bool]?
+        if let g = gates, config.method == .selective {
+            guard let text = metadata["active"], text.count == g.count, text.allSatisfy({ $0 == "0" || $0 == "1" }) else {
+                throw fail("`active` must be \(g.count) characters of 0 and 1")
             }
-            return parts
+            mask = text.map { $0 == "1" }
         }
-        func copy(_ name: String, into b: FloatBuffer) { _ = b.buffer.update(fromContentsOf: tensors[name]!) }
-        copy("head", into: head.params.storage)
-        try headOpt.restore(tensors, prefix: "head", steps: counts("steps.head", headOpt.steps.count))
-        if let a = adapters {
-            copy("lora", into: a.params.storage)
-            copy("scores", into: a.scores)
-            if var o = loraOpt { try o.restore(tensors, prefix: "lora", steps: counts("steps.lora", o.steps.count)); loraOpt = o }
-            if var o = scoreOpt { try o.restore(tensors, prefix: "scores", steps: counts("steps.scores", o.steps.count)); scoreOpt = o }
-            if config.method == .selective {
-                guard let mask = metadata["active"], mask.count == a.blocks.count, mask.allSatisfy({ $0 == "0" || $0 == "1" }) else {
-                    throw CheckpointError(path: path, message: "`active` must be \(a.blocks.count) characters of 0 and 1")
-                }
-                a.active = mask.map { $0 == "1" }
-            }
+        // Sizes were checked against the table by the caller; nothing is written before every check passed.
+        guard let params = tensors["params"], let m = tensors["adam.m"], let v = tensors["adam.v"] else {
+            throw fail("missing `params`, `adam.m` or `adam.v`")
         }
-        if config.method == .full {
-            copy("base", into: model.params.store.storage)
-            if var o = baseOpt { try o.restore(tensors, prefix: "base", steps: counts("steps.base", o.steps.count)); baseOpt = o }
+        var offset = 0
+        for t in trainable.tensors {
+            _ = t.param.update(fromContentsOf: params[offset..<(offset + t.param.count)])
+            offset += t.param.count
         }
+        _ = trainable.m.buffer.update(fromContentsOf: m)
+        _ = trainable.v.buffer.update(fromContentsOf: v)
+        trainable.steps = steps
+        if let mask { gates?.set(mask) }
         self.step = step
-    }
-}
-
-extension AdamWState {
-    func tensors(prefix: String) -> [(String, [Float])] {
-        [("\(prefix).m", m.storage.toArray()), ("\(prefix).v", v.storage.toArray())]
-    }
-
-    mutating func restore(_ t: [String: [Float]], prefix: String, steps: [Int]) throws {
-        _ = m.storage.buffer.update(fromContentsOf: t["\(prefix).m"]!)
-        _ = v.storage.buffer.update(fromContentsOf: t["\(prefix).v"]!)
-        self.steps = steps
     }
 }

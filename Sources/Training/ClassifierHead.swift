@@ -10,8 +10,9 @@ public final class ClassifierHead {
     public let classes: Int
     public let hidden: Int
     public let params: TensorStore
-    public var weight: UnsafeMutablePointer<Float> { params.pointer("head.weight") }
-    public var bias: UnsafeMutablePointer<Float> { params.pointer("head.bias") }
+    /// Tensor 0 and 1 of ``layout(classes:hidden:)`` (by position: no name lookup per step).
+    public var weight: UnsafeMutablePointer<Float> { params.pointer(0) }
+    public var bias: UnsafeMutablePointer<Float> { params.pointer(1) }
 
     public static func layout(classes: Int, hidden: Int) -> TensorLayout {
         var l = TensorLayout()
@@ -56,8 +57,8 @@ public final class ClassifierHead {
                          grads: TensorStore, dFeatures: UnsafeMutablePointer<Float>?) {
         let d = hidden
         sgemm(transA: true, m: classes, n: d, k: batch, a: dLogits, lda: classes, b: features, ldb: d,
-              beta: 1, c: grads.pointer("head.weight"), ldc: d)
-        let db = grads.pointer("head.bias")
+              beta: 1, c: grads.pointer(0), ldc: d)
+        let db = grads.pointer(1)
         for i in 0..<batch { for c in 0..<classes { db[c] += dLogits[i * classes + c] } }
         if let dFeatures {
             sgemm(m: batch, n: d, k: classes, a: dLogits, lda: classes, b: weight, ldb: d, c: dFeatures, ldc: d)

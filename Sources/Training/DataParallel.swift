@@ -1,5 +1,4 @@
 import Communication
-import Glibc
 import Datasets
 import Foundation
 import Tensors
@@ -55,8 +54,8 @@ public struct ParallelStepStats: Sendable {
     public var computeMilliseconds: Double
     public var commMilliseconds: Double
     public var exposedCommMilliseconds: Double
-    /// Gate of every block in this step, "1" active / "0" inactive, in block order (empty without adapters).
-    public var activeMask: String
+    /// Gate of every block in this step, in block order (empty without adapters).
+    public var activeMask: [Bool]
     /// The update was skipped (non-finite loss or gradient, `--nonfinite skip`).
     public var skipped = false
 
@@ -65,14 +64,24 @@ public struct ParallelStepStats: Sendable {
         func num(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
         return ["step": step, "loss": num(loss), "accuracy": num(accuracy), "lr": Double(lr), "active_blocks": activeBlocks,
          "grad_norm": num(gradNorm), "bytes_reduced": bytesReduced, "compute_ms": computeMilliseconds,
-         "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": activeMask, "skipped": skipped]
+         "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": String(activeMask.map { $0 ? "1" : "0" }),
+         "skipped": skipped]
     }
 }
 
+/// Deliberate faults for tests of the failure paths (a desynchronized rank, a NaN loss, a dying rank). Production
+/// code never sets one; `selora`'s hidden `--test-*` options and the test targets do.
+public protocol TrainingFaults: AnyObject {
+    /// Called at the start of step `step` on rank `rank`, before anything of the step runs.
+    func willStart(step: Int, rank: Int, trainer: Trainer)
+    /// The loss sum this rank reports for step `step` (the real one unless the fault replaces it).
+    func reportedLossSum(_ lossSum: Double, step: Int, rank: Int) -> Double
+}
+
 /// Data-parallel fine-tuning: every rank holds the whole model, trains on its slice of every global batch, and
-/// all-reduces only the gradients the update reads (``GradientSync``). Ranks check at start that they agree on
-/// the configuration, the data and the base weights, and every `checkEvery` steps on a fingerprint of the gates,
-/// scores, adapters and head; any disagreement is a ``DesyncError`` naming the ranks.
+/// all-reduces only the gradients that train (``GradientSync`` over ``TrainableTensors``). Ranks check at start that
+/// they agree on the configuration, the data and the base weights, and every `checkEvery` steps on a fingerprint of
+/// the gates and of every trainable tensor; any disagreement is a ``DesyncError`` naming the ranks.
 public final class DataParallelTrainer {
     public let comm: Communicator
     public let trainer: Trainer
@@ -82,12 +91,11 @@ public final class DataParallelTrainer {
     public let transform: ImageTransform
     public let checkEvery: Int
     let pixels: FloatBuffer
-    /// Test hook: on this (rank, step), nudge one score before the step (a deliberately desynchronized rank).
-    public var perturb: (rank: Int, step: Int)?
-    /// Test hook: on this (rank, step), report a NaN loss.
-    public var poison: (rank: Int, step: Int)?
-    /// Test hook: on this (rank, step), the process kills itself with SIGKILL (a dying rank).
-    public var killSelf: (rank: Int, step: Int)?
+    /// This rank's sample indices and labels of the current step (reused every step).
+    var shard: [Int]
+    var labels: [Int32]
+    /// Faults to inject (tests only).
+    public var faults: TrainingFaults?
     public var nonFinitePolicy: NonFinitePolicy = .stop
     /// Checkpoints: every `checkpointEvery` steps (0: only at the end) into `runDirectory`, by rank 0.
     public var checkpointEvery = 0
@@ -98,19 +106,21 @@ public final class DataParallelTrainer {
     public init(comm: Communicator, model: ViTModel, data: ImageDataset, size: Int, config: TrainingConfig,
                 adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil, checkEvery: Int = 10) throws {
         guard config.batchSize % comm.size == 0 else {
-            throw ConfigError(message: "--batch-size \(config.batchSize) is the global batch and must divide by the "
-                              + "\(comm.size) ranks (e.g. \(max(1, config.batchSize / comm.size) * comm.size))")
+            throw ConfigError("batchSize", "the global batch \(config.batchSize) must divide by the \(comm.size) ranks "
+                              + "(e.g. \(max(1, config.batchSize / comm.size) * comm.size))")
         }
-        guard checkEvery > 0 else { throw ConfigError(message: "--check-every must be positive, got \(checkEvery)") }
+        guard checkEvery > 0 else { throw ConfigError("checkEvery", "the agreement check interval must be positive, got \(checkEvery)") }
         self.comm = comm
         self.data = data
         self.checkEvery = checkEvery
         trainer = try Trainer(model: model, classes: data.numClasses, config: config, batch: config.batchSize / comm.size,
                               height: size, width: size, adapters: adapters, initialHead: initialHead)
-        sync = try GradientSync(comm: comm, trainer: trainer)
+        sync = try GradientSync(comm: comm, tensors: trainer.trainable)
         sampler = try EpochSampler(count: data.count, batchSize: config.batchSize, seed: config.seed)
         transform = ImageTransform(model: trainer.model.config, size: size)
         pixels = try FloatBuffer(count: trainer.batch * transform.floatsPerImage)
+        shard = [Int](repeating: 0, count: trainer.batch)
+        labels = [Int32](repeating: 0, count: trainer.batch)
         try checkAgreementAtStart(size: size)
     }
 
@@ -125,7 +135,7 @@ public final class DataParallelTrainer {
         dataset.add(data.labels)
         dataset.add(data.pixels)
         weights.add(trainer.model.params.store.storage)
-        if let a = trainer.adapters { weights.add(a.params.storage); weights.add(a.scores) }
+        if let a = trainer.adapters { weights.add(a.params.storage); weights.add(a.gates.scores) }
         let all = try comm.allGather([config.value, dataset.value, weights.value])
         for (i, what) in ["training configuration", "dataset (size, labels, pixels)", "base weights / initial adapter"].enumerated() {
             let differ = all.indices.filter { all[$0][i] != all[0][i] }
@@ -136,17 +146,18 @@ public final class DataParallelTrainer {
         }
     }
 
-    /// Fingerprint of what must stay replicated: gates, scores, adapters, head (and the backbone in full).
+    /// Fingerprint of what must stay replicated: the gates and every trainable tensor (``stateBytes()``).
     public func stateFingerprint() -> UInt64 {
         var f = Fingerprint()
-        if let a = trainer.adapters {
-            f.add(a.active.map { $0 ? UInt8(1) : 0 })
-            f.add(a.scores)
-            f.add(a.params.storage)
-        }
-        f.add(trainer.head.params.storage)
-        if trainer.config.method == .full { f.add(trainer.model.params.store.storage) }
+        forEachReplicatedRegion { f.add($0) }
         return f.value
+    }
+
+    /// The replicated state, region by region: the gate mask (one byte per block), then every tensor of
+    /// ``TrainableTensors`` in table order (head, adapters of every block, scores, the backbone in full).
+    func forEachReplicatedRegion(_ body: (UnsafeRawBufferPointer) -> Void) {
+        if let g = trainer.gates { g.mask.withUnsafeBytes { body($0) } }
+        for t in trainer.trainable.tensors { body(UnsafeRawBufferPointer(t.param)) }
     }
 
     /// Checks that every rank holds the same gates, scores and parameters.
@@ -160,28 +171,34 @@ public final class DataParallelTrainer {
         }
     }
 
-    /// One global step: this rank's shard forward/backward, the bucketed all-reduce, the update.
+    /// One global step, top to bottom: this rank's shard → gates → forward and loss → backward with the bucketed
+    /// all-reduce started per layer → wait and average → update (or skip a non-finite step) → agreement check.
     public func step() throws -> ParallelStepStats {
         let n = trainer.step
-        if let p = perturb, p.rank == comm.rank, p.step == n, let a = trainer.adapters {
-            a.scores[0] += 1e-3
-        }
-        if let k = killSelf, k.rank == comm.rank, k.step == n { Glibc.kill(getpid(), SIGKILL) }
-        if let p = poison, p.rank == comm.rank, p.step == n { sync.poisonNextStep = true }
+        faults?.willStart(step: n, rank: comm.rank, trainer: trainer)
         let t0 = Date()
-        let global = try sampler.batch(at: sampler.position(ofStep: n))
-        let mine = try sampler.shard(global, rank: comm.rank, worldSize: comm.size)
-        transform.apply(data, indices: mine, into: pixels.base)
-        try sync.computeAndReduce(pixels: pixels.base, labels: mine.map { data.labels[$0] })
-        let mask = String(trainer.adapters?.active.map { $0 ? "1" : "0" }.joined() ?? "")
+        // Load this rank's shard of the global batch.
+        try sampler.shard(ofStep: n, rank: comm.rank, worldSize: comm.size, into: &shard)
+        for (i, index) in shard.enumerated() { labels[i] = data.labels[index] }
+        transform.apply(data, indices: shard, into: pixels.base)
+        // Gates, forward, loss; the statistics and the head's gradients go out first.
+        trainer.beginStep()
+        let (lossSum, correct) = trainer.forwardAndLoss(pixels: pixels.base, labels: labels)
+        sync.begin(lossSum: faults?.reportedLossSum(lossSum, step: n, rank: comm.rank) ?? lossSum,
+                   correct: correct, count: labels.count)
+        // Backward; each layer's bucket starts as soon as its gradients are final.
+        trainer.backward(afterBlock: sync.layerDone)
+        try sync.finish()
+        // Update, unless the reduced step is not finite.
         let activeBlocks = trainer.adapters?.activeCount ?? 0
+        let mask = trainer.gates?.mask ?? []
         var lr: Float = 0, norm = Double.nan, skipped = false
         if sync.nonFinite {
             guard nonFinitePolicy == .skip else { throw NonFiniteError(step: n) }
             trainer.skipUpdate()
             skipped = true
         } else {
-            (lr, norm) = trainer.applyUpdate()
+            (lr, norm) = trainer.update()
         }
         let total = Date().timeIntervalSince(t0)
         if (n + 1) % checkEvery == 0 { try checkAgreement(step: n) }
@@ -219,15 +236,10 @@ public final class DataParallelTrainer {
         return r
     }
 
-    /// The replicated state as raw bytes (gates, scores, adapters, head): equal on every rank, bit for bit.
+    /// The replicated state as raw bytes (``forEachReplicatedRegion(_:)``): equal on every rank, bit for bit.
     public func stateBytes() -> [UInt8] {
         var out: [UInt8] = []
-        if let a = trainer.adapters {
-            out += a.active.map { $0 ? UInt8(1) : 0 }
-            out += Array(UnsafeRawBufferPointer(a.scores.buffer))
-            out += Array(UnsafeRawBufferPointer(a.params.storage.buffer))
-        }
-        out += Array(UnsafeRawBufferPointer(trainer.head.params.storage.buffer))
+        forEachReplicatedRegion { out += $0 }
         return out
     }
 
@@ -241,5 +253,13 @@ public final class DataParallelTrainer {
         if runDirectory != nil { try checkpoint() }
         trainer.updateGates()
         try checkAgreement(step: trainer.step - 1)
+    }
+}
+
+extension EpochSampler {
+    /// Rank `rank`'s sample indices of global step `step`, written into `out` (its length: the per-rank batch).
+    func shard(ofStep step: Int, rank: Int, worldSize: Int, into out: inout [Int]) throws {
+        let mine = try shard(batch(at: position(ofStep: step)), rank: rank, worldSize: worldSize)
+        for i in mine.indices { out[i] = mine[i] }
     }
 }

@@ -18,16 +18,15 @@ public enum GradientDump {
             throw ViTError.badInput("batch: labels must be in 0..<\(head.classes) (the head's classes)")
         }
         let acts = try ViTActivations(config: model.config, batch: n, height: height, width: width)
-        for i in adapters.active.indices { adapters.active[i] = true }
+        adapters.gates.setAll(true)
         let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: true)
         let headGrads = try head.makeStore()
         let logits = try FloatBuffer(count: n * head.classes), dLogits = try FloatBuffer(count: n * head.classes)
         let dOut = try FloatBuffer(count: acts.rows * model.config.hiddenSize)
         let dFeatures = try FloatBuffer(count: n * model.config.featureDim)
-        let (lossSum, _) = lossAndGradients(model: model, acts: acts, lora: run, baseGrads: nil, head: head,
-                                            headGrads: headGrads, logits: logits, dLogits: dLogits,
-                                            dFeatures: dFeatures, dOut: dOut,
-                                            pixels: pixels, labels: labels)
+        let (lossSum, _) = forwardLoss(model: model, acts: acts, lora: run, head: head, headGrads: headGrads,
+                                       logits: logits, dLogits: dLogits, dFeatures: dFeatures, pixels: pixels, labels: labels)
+        backwardLoss(model: model, acts: acts, lora: run, baseGrads: nil, dFeatures: dFeatures, dOut: dOut)
         var out = [Tensor(name: "loss", values: [Float(lossSum / Double(n))], shape: [1]),
                    Tensor(name: "head.weight.grad", values: Array(headGrads.buffer("head.weight")), shape: [head.classes, head.hidden]),
                    Tensor(name: "head.bias.grad", values: Array(headGrads.buffer("head.bias")), shape: [head.classes])]

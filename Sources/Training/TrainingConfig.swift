@@ -51,33 +51,41 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// Rejects what cannot work. The error names the setting by its property path (`lora.rank`, `batchSize`, …)
+    /// and says why in the run's terms; a front end maps settings to its own flags (``ConfigError/setting``).
     public func validate() throws {
-        func bad(_ s: String) -> ConfigError { ConfigError(message: s) }
-        do { try lora.validate() } catch let ViTError.invalidConfig(s) { throw bad(s) }
-        guard steps > 0 else { throw bad("--steps must be positive, got \(steps)") }
-        guard batchSize > 0 else { throw bad("--batch-size must be positive, got \(batchSize)") }
+        func bad(_ setting: String, _ s: String) -> ConfigError { ConfigError(setting, s) }
+        do { try lora.validate() } catch let ViTError.invalidSetting(setting, s) { throw bad("lora." + setting, s) }
+        guard steps > 0 else { throw bad("steps", "the number of steps must be positive, got \(steps)") }
+        guard batchSize > 0 else { throw bad("batchSize", "the global batch must be positive, got \(batchSize)") }
         guard warmupSteps >= 0, warmupSteps < steps else {
-            throw bad("--warmup-steps must be in 0..<steps (\(steps)), got \(warmupSteps)")
+            throw bad("warmupSteps", "the warm-up must be in 0..<steps (\(steps)), got \(warmupSteps)")
         }
-        for (flag, v) in [("--lr", lr), ("--full-lr", fullLR), ("--score-lr", scoreLR)] {
-            guard v.isFinite, v > 0 else { throw bad("\(flag) must be a positive number, got \(v)") }
+        for (setting, what, v) in [("lr", "learning rate", lr), ("fullLR", "backbone learning rate", fullLR),
+                                   ("scoreLR", "score learning rate", scoreLR)] {
+            guard v.isFinite, v > 0 else { throw bad(setting, "the \(what) must be a positive number, got \(v)") }
         }
-        guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("--weight-decay must be ≥ 0, got \(weightDecay)") }
-        guard clipNorm.isFinite, clipNorm >= 0 else { throw bad("--clip-norm must be ≥ 0 (0 disables), got \(clipNorm)") }
-        guard penalty.isFinite, penalty >= 0 else { throw bad("--penalty (λ) must be a finite number ≥ 0, got \(penalty)") }
-        guard penaltyStartStep >= 0 else { throw bad("--penalty-start must be ≥ 0, got \(penaltyStartStep)") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("weightDecay", "the weight decay must be ≥ 0, got \(weightDecay)") }
+        guard clipNorm.isFinite, clipNorm >= 0 else { throw bad("clipNorm", "the clipping norm must be ≥ 0 (0 disables), got \(clipNorm)") }
+        guard penalty.isFinite, penalty >= 0 else { throw bad("penalty", "the penalty λ must be a finite number ≥ 0, got \(penalty)") }
+        guard penaltyStartStep >= 0 else { throw bad("penaltyStartStep", "the penalty's first step must be ≥ 0, got \(penaltyStartStep)") }
         guard lora.threshold < lora.initialScore else {
-            throw bad("--threshold (τ = \(lora.threshold)) must be below --initial-score (\(lora.initialScore)): "
-                      + "every block starts active and the penalty switches blocks off")
+            throw ConfigError(["lora.threshold", "lora.initialScore"], "the gate threshold τ = \(lora.threshold) must be "
+                + "below the initial score \(lora.initialScore): every block starts active and the penalty switches blocks off")
         }
         if let p = maxActivePercent {
-            guard p.isFinite, p >= 0, p <= 100 else { throw bad("--max-active must be a percentage in 0…100, got \(p)") }
+            guard p.isFinite, p >= 0, p <= 100 else { throw bad("maxActivePercent", "the budget must be a percentage in 0…100, got \(p)") }
         }
     }
 }
 
-/// A training setting that cannot work; the message names the flag and what was expected.
+/// A training setting that cannot work: `settings` names it (or the settings that conflict) by property path in
+/// ``TrainingConfig`` (`lora.rank`, `batchSize`, …, or `checkEvery` of ``DataParallelTrainer``); `message` says what
+/// was expected, in the run's terms. Front ends map settings to their own flags.
 public struct ConfigError: Error, CustomStringConvertible {
+    public let settings: [String]
     public let message: String
-    public var description: String { message }
+    public init(_ settings: [String], _ message: String) { self.settings = settings; self.message = message }
+    public init(_ setting: String, _ message: String) { self.init([setting], message) }
+    public var description: String { "\(settings.joined(separator: ", ")): \(message)" }
 }

@@ -23,11 +23,11 @@ extension LoRAAdapters {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var w = SafeTensorsWriter()
         for b in blocks {
-            if active[b.index] {
+            if gates.mask[b.index] {
                 try w.add(Self.peftKey(b, "A"), floats: Array(params.buffer(b.aName)), shape: [config.rank, b.inFeatures])
                 try w.add(Self.peftKey(b, "B"), floats: Array(params.buffer(b.bName)), shape: [b.outFeatures, config.rank])
             }
-            if gated { try w.add(Self.gateKey(b), floats: [scores[b.index]], shape: [1]) }
+            if gated { try w.add(Self.gateKey(b), floats: [gates.scores[b.index]], shape: [1]) }
         }
         let dir = URL(fileURLWithPath: directory)
         try w.write(to: dir.appendingPathComponent(Self.weightsFile).path, metadata: ["format": "pt"])
@@ -38,7 +38,7 @@ extension LoRAAdapters {
         ]
         if gated {
             json["selective"] = ["threshold": Double(config.threshold), "initial_score": Double(config.initialScore),
-                                 "active_blocks": activeCount, "total_blocks": blocks.count]
+                                 "active_blocks": gates.activeCount, "total_blocks": blocks.count]
         }
         let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
         let configURL = dir.appendingPathComponent(Self.configFile)
@@ -92,6 +92,7 @@ extension LoRAAdapters {
         let adapters = try LoRAAdapters(model: model, config: c, seed: seed)
         let file = try SafeTensorsFile(path: dir.appendingPathComponent(weightsFile).path)
         var known = Set<String>()
+        var stored = [Bool](repeating: false, count: adapters.blocks.count)
         for b in adapters.blocks {
             let ka = peftKey(b, "A"), kb = peftKey(b, "B"), kg = gateKey(b)
             known.formUnion([ka, kb, kg])
@@ -99,19 +100,20 @@ extension LoRAAdapters {
             case (true, true):
                 _ = adapters.params.buffer(b.aName).update(fromContentsOf: try file.floats(ka, expectShape: [r, b.inFeatures]))
                 _ = adapters.params.buffer(b.bName).update(fromContentsOf: try file.floats(kb, expectShape: [b.outFeatures, r]))
-                adapters.active[b.index] = true
+                stored[b.index] = true
             case (false, false):
-                adapters.active[b.index] = false
+                stored[b.index] = false
             default:
                 throw CheckpointError(path: file.path, message: "block \(b.path) has only one of lora_A and lora_B")
             }
-            if file.contains(kg) { adapters.scores[b.index] = try file.floats(kg, expectShape: [1])[0] }
+            if file.contains(kg) { adapters.gates.scores[b.index] = try file.floats(kg, expectShape: [1])[0] }
         }
         if let stray = file.names.first(where: { !known.contains($0) }) {
             throw CheckpointError(path: file.path, message: "tensor `\(stray)` is not a LoRA block of this model "
                 + "(\(model.numLayers) layers, targets \(c.targets.map(\.rawValue)))")
         }
-        let values = Array(adapters.params.storage.buffer) + Array(adapters.scores.buffer)
+        adapters.gates.set(stored)
+        let values = Array(adapters.params.storage.buffer) + Array(adapters.gates.scores.buffer)
         if values.contains(where: { !$0.isFinite }) {
             throw CheckpointError(path: file.path, message: "contains NaN or Inf")
         }
@@ -128,7 +130,7 @@ extension LoRAAdapters {
             throw ViTError.badInput("the adapter holds NaN or Inf: refusing to merge")
         }
         var merged: [(String, [Float])] = []
-        for b in blocks where active[b.index] {
+        for b in blocks where gates.mask[b.index] {
             let name = "\(b.path).weight"
             var w = Array(model.params.store.buffer(name))
             w.withUnsafeMutableBufferPointer {

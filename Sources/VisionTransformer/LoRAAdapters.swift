@@ -3,8 +3,8 @@ import Tensors
 /// The LoRA blocks of a model: one per (layer, target), each with A [r, in], B [out, r] and a gate score.
 ///
 /// Parameters live in one ``TensorStore`` (A then B, block after block, in a fixed order: layer-major, targets in
-/// ``LoRATarget`` order), scores in one flat buffer; gradients and optimizer moments use the same layouts. The
-/// order is the contract that lets ranks pack and all-reduce gradients without knowing what they mean.
+/// ``LoRATarget`` order); gradients use the same layout. The gate of each block (score and mask) lives in
+/// ``gates``, the only place the gate rule is written.
 public final class LoRAAdapters {
     public struct Block: Equatable {
         public let index: Int
@@ -24,12 +24,10 @@ public final class LoRAAdapters {
     public let config: LoRAConfig
     public let blocks: [Block]
     public let params: TensorStore
-    /// Gate scores s, one per block.
-    public let scores: FloatBuffer
-    /// Whether each block acts in the current step: I(s ≥ τ), possibly capped by a budget (see the trainer).
-    public var active: [Bool]
-    /// blockIndex[layer][target] (nil when that Linear has no block).
-    let blockIndex: [[LoRATarget: Int]]
+    /// Each block's score and gate (``Gates``).
+    public let gates: Gates
+    /// blockIndex[layer][target.position] (nil when that Linear has no block): no hashing per pass.
+    let blockIndex: [[Int?]]
     /// The blocks of each layer, as a range of block indices (blocks are numbered layer by layer).
     public let layerBlocks: [Range<Int>]
 
@@ -40,15 +38,16 @@ public final class LoRAAdapters {
         self.model = model
         self.config = config
         var blocks: [Block] = []
-        var index = [[LoRATarget: Int]](repeating: [:], count: model.numLayers)
+        var index = [[Int?]](repeating: [Int?](repeating: nil, count: LoRATarget.allCases.count), count: model.numLayers)
         for l in 0..<model.numLayers {
             for t in LoRATarget.allCases where config.targets.contains(t) {
                 let f = t.features(model)
-                index[l][t] = blocks.count
+                index[l][t.position] = blocks.count
                 blocks.append(Block(index: blocks.count, layer: l, target: t, inFeatures: f.in, outFeatures: f.out,
                                     exportPath: t.modulePath(layer: l, names: model.moduleNames)))
             }
         }
+        precondition(LoRATarget.allCases.enumerated().allSatisfy { $0.offset == $0.element.position }, "LoRATarget.position")
         self.blocks = blocks
         self.blockIndex = index
         layerBlocks = (0..<model.numLayers).map { l in
@@ -58,13 +57,11 @@ public final class LoRAAdapters {
         let store = try TensorStore(layout: LoRAAdapters.layout(blocks, rank: config.rank))
         precondition(blocks.allSatisfy { store.layout.entries[2 * $0.index].name == $0.aName }, "LoRA layout order")
         params = store
-        scores = try FloatBuffer(count: blocks.count)
-        active = [Bool](repeating: true, count: blocks.count)
+        gates = try Gates(count: blocks.count, threshold: config.threshold, initialScore: config.initialScore)
         var rng = SeededRandom(seed: seed, stream: "lora-init")
         for b in blocks {
             let a = params.buffer(b.aName), bound = 1 / Float(b.inFeatures).squareRoot()
             for i in 0..<a.count { a[i] = rng.uniform(-bound, bound) }
-            scores[b.index] = config.initialScore
         }
     }
 
@@ -83,20 +80,35 @@ public final class LoRAAdapters {
     /// A store with the parameters' layout (for gradients and optimizer moments).
     public func makeStore() throws -> TensorStore { try TensorStore(layout: params.layout) }
 
-    public func block(layer: Int, target: LoRATarget) -> Block? { blockIndex[layer][target].map { blocks[$0] } }
+    public func block(layer: Int, target: LoRATarget) -> Block? { blockIndex[layer][target.position].map { blocks[$0] } }
 
-    public func a(_ b: Block, in store: TensorStore? = nil) -> UnsafeMutablePointer<Float> { (store ?? params).pointer(b.aName) }
-    public func b(_ b: Block, in store: TensorStore? = nil) -> UnsafeMutablePointer<Float> { (store ?? params).pointer(b.bName) }
+    /// A [r, in] and B [out, r] of a block, in the parameters or in a store of the same layout (gradients); by
+    /// layout position, so no name is built or hashed.
+    public func a(_ b: Block, in store: TensorStore? = nil) -> UnsafeMutablePointer<Float> {
+        (store ?? params).pointer(tensorIndices(b).a)
+    }
+    public func b(_ b: Block, in store: TensorStore? = nil) -> UnsafeMutablePointer<Float> {
+        (store ?? params).pointer(tensorIndices(b).b)
+    }
 
-    public var activeCount: Int { active.filter { $0 }.count }
+    public var activeCount: Int { gates.activeCount }
 
     /// Trainable LoRA parameters of the active blocks (A and B; scores not counted).
     public var activeParameterCount: Int {
-        blocks.filter { active[$0.index] }.reduce(0) { $0 + config.rank * ($1.inFeatures + $1.outFeatures) }
+        blocks.filter { gates.mask[$0.index] }.reduce(0) { $0 + config.rank * ($1.inFeatures + $1.outFeatures) }
     }
+}
 
-    /// Sets every gate from the scores: active ⇔ s ≥ τ.
-    public func updateGatesFromScores() {
-        for i in 0..<blocks.count { active[i] = scores[i] >= config.threshold }
+extension LoRATarget {
+    /// Position in ``LoRATarget/allCases`` (an array index, so per-pass block lookups hash nothing).
+    var position: Int {
+        switch self {
+        case .query: return 0
+        case .key: return 1
+        case .value: return 2
+        case .output: return 3
+        case .fc1: return 4
+        case .fc2: return 5
+        }
     }
 }

@@ -88,13 +88,14 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
 
     public var scale: Float { useRSLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
 
+    /// Rejects settings that cannot work; the error names the setting (``ViTError/invalidSetting(_:_:)``).
     public func validate() throws {
-        guard rank > 0 else { throw ViTError.invalidConfig("LoRA rank (--rank) must be positive, got \(rank)") }
-        guard alpha.isFinite, alpha > 0 else { throw ViTError.invalidConfig("LoRA alpha (--alpha) must be a positive number, got \(alpha)") }
-        guard !targets.isEmpty else { throw ViTError.invalidConfig("LoRA needs at least one target module (--targets)") }
-        guard Set(targets).count == targets.count else { throw ViTError.invalidConfig("LoRA target modules (--targets) repeat: \(targets.map(\.rawValue))") }
-        guard threshold.isFinite, initialScore.isFinite else {
-            throw ViTError.invalidConfig("LoRA threshold (--threshold) and initial score (--initial-score) must be finite numbers")
-        }
+        func bad(_ setting: String, _ m: String) -> ViTError { .invalidSetting(setting, m) }
+        guard rank > 0 else { throw bad("rank", "the LoRA rank must be positive, got \(rank)") }
+        guard alpha.isFinite, alpha > 0 else { throw bad("alpha", "LoRA alpha must be a positive number, got \(alpha)") }
+        guard !targets.isEmpty else { throw bad("targets", "LoRA needs at least one target module") }
+        guard Set(targets).count == targets.count else { throw bad("targets", "the LoRA target modules repeat: \(targets.map(\.rawValue))") }
+        guard threshold.isFinite else { throw bad("threshold", "the gate threshold τ must be a finite number, got \(threshold)") }
+        guard initialScore.isFinite else { throw bad("initialScore", "the initial gate score must be a finite number, got \(initialScore)") }
     }
 }

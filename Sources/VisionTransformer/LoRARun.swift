@@ -5,7 +5,7 @@ import Tensors
 /// ``ViTActivations``; nothing is allocated while stepping.
 ///
 /// Forward of a block (paired with ``backward(layer:target:dy:ldy:x:dx:)``):
-///     h = x Aᵀ;   y += I · c · h Bᵀ          (c = alpha/r, I = the block's gate)
+///     h = x Aᵀ;   y += I · c · h Bᵀ          (c = alpha/r, I = the block's gate, ``Gates/mask``)
 /// Backward, with g = dy B:
 ///     ds += c · Σ g ⊙ h                       (straight-through: dL/dI passed to s, active or not)
 ///     if I: dB += c · dyᵀ h;  dA += c · gᵀ x;  dx += c · g A
@@ -43,7 +43,7 @@ public final class LoRARun {
     }
 
     /// Whether the block must run: it acts, or its score needs h for the straight-through gradient.
-    func runs(_ b: LoRAAdapters.Block) -> Bool { adapters.active[b.index] || scoreGrads != nil }
+    func runs(_ b: LoRAAdapters.Block) -> Bool { adapters.gates.mask[b.index] || scoreGrads != nil }
 
     /// Adds the block's contribution to y [rows, out] (row stride ldy) from x [rows, in].
     func forward(layer: Int, target: LoRATarget, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int) {
@@ -51,7 +51,7 @@ public final class LoRARun {
         let r = adapters.config.rank, h = h(b)
         sgemm(transB: true, m: rows, n: r, k: b.inFeatures, a: x, lda: b.inFeatures,
               b: adapters.a(b), ldb: b.inFeatures, c: h, ldc: r)
-        if adapters.active[b.index] {
+        if adapters.gates.mask[b.index] {
             sgemm(transB: true, m: rows, n: b.outFeatures, k: r, alpha: adapters.config.scale, a: h, lda: r,
                   b: adapters.b(b), ldb: r, beta: 1, c: y, ldc: ldy)
         }
@@ -69,7 +69,7 @@ public final class LoRARun {
             for i in 0..<(rows * r) { s += Double(g[i]) * Double(h[i]) }
             sg[b.index] += c * Float(s)
         }
-        guard adapters.active[b.index] else { return }
+        guard adapters.gates.mask[b.index] else { return }
         if let grads {
             sgemm(transA: true, m: outF, n: r, k: rows, alpha: c, a: dy, lda: ldy, b: h, ldb: r,
                   beta: 1, c: adapters.b(b, in: grads), ldc: r)

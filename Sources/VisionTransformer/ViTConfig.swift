@@ -112,12 +112,15 @@ public enum ModuleNames: String, Codable, Sendable {
 
 public enum ViTError: Error, CustomStringConvertible, Equatable {
     case invalidConfig(String)
+    /// A setting (named by its property, e.g. `rank`) that cannot work, and why, in the model's terms.
+    case invalidSetting(String, String)
     case badImageSize(height: Int, width: Int, patch: Int)
     case badInput(String)
 
     public var description: String {
         switch self {
         case .invalidConfig(let s): return "invalid model config: \(s)"
+        case .invalidSetting(_, let s): return s
         case .badImageSize(let h, let w, let p):
             return "image size \(h)×\(w) is not a positive multiple of the patch size \(p) "
                 + "(use e.g. \(max(1, h / p) * p)×\(max(1, w / p) * p))"

@@ -108,7 +108,7 @@ struct Bench: ParsableCommand {
             if method == "selective" {
                 // Spread the active blocks evenly over the depth: block i is on when ⌊i·p⌋ steps up.
                 let p = activePercent / 100
-                for i in adapters.active.indices { adapters.active[i] = Int(Double(i + 1) * p) > Int(Double(i) * p) }
+                adapters.gates.set(adapters.blocks.indices.map { Int(Double($0 + 1) * p) > Int(Double($0) * p) })
             }
             activeBlocks = adapters.activeCount
             lora = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: method == "selective")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Communication
 import Foundation
+import Glibc
 import Logging
 import Training
 
@@ -31,20 +32,38 @@ struct ParallelOptions: ParsableArguments {
     @Option(help: "On a NaN/Inf loss or gradient: stop (error; the last checkpoint is kept) or skip the update and go on.")
     var nonfinite: NonFinitePolicy = .stop
 
-    func validate() throws {
-        guard checkEvery > 0 else { throw ValidationError("--check-every must be positive, got \(checkEvery)") }
-    }
-
     func apply(to dp: DataParallelTrainer) {
-        if let r = testPerturbRank { dp.perturb = (r, testPerturbStep) }
-        if let r = testKillRank { dp.killSelf = (r, testKillStep) }
-        if let r = testNanRank { dp.poison = (r, testNanStep) }
+        if testPerturbRank != nil || testKillRank != nil || testNanRank != nil {
+            dp.faults = InjectedFaults(perturb: testPerturbRank.map { ($0, testPerturbStep) },
+                                       kill: testKillRank.map { ($0, testKillStep) },
+                                       nan: testNanRank.map { ($0, testNanStep) })
+        }
         dp.nonFinitePolicy = nonfinite
     }
 
     func dumpState(_ dp: DataParallelTrainer) throws {
         guard let dir = testDumpState else { return }
         try Data(dp.stateBytes()).write(to: URL(fileURLWithPath: "\(dir)/rank-\(dp.comm.rank).bin"))
+    }
+}
+
+/// The faults the hidden `--test-*` options ask for, each on one (rank, step): nudge one gate score (a
+/// desynchronized rank), SIGKILL itself (a dying rank), report a NaN loss.
+final class InjectedFaults: TrainingFaults {
+    let perturb, kill, nan: (rank: Int, step: Int)?
+
+    init(perturb: (Int, Int)?, kill: (Int, Int)?, nan: (Int, Int)?) {
+        self.perturb = perturb; self.kill = kill; self.nan = nan
+    }
+
+    func willStart(step: Int, rank: Int, trainer: Trainer) {
+        if let p = perturb, p == (rank, step), let g = trainer.gates { g.scores[0] += 1e-3 }
+        if let k = kill, k == (rank, step) { Glibc.kill(getpid(), SIGKILL) }
+    }
+
+    func reportedLossSum(_ lossSum: Double, step: Int, rank: Int) -> Double {
+        if let n = nan, n == (rank, step) { return .nan }
+        return lossSum
     }
 }
 
@@ -66,7 +85,7 @@ func withCommunicator(_ runtime: RuntimeOptions, _ label: String, _ body: (Commu
     if comm.rank != 0 { log.logLevel = max(log.logLevel, .warning) }
     log[metadataKey: "rank"] = comm.size > 1 ? "\(comm.rank)/\(comm.size)" : nil
     do {
-        try body(comm, log)
+        do { try body(comm, log) } catch let e as ConfigError { throw e.validationError }
     } catch {
         if comm.size > 1 {
             FileHandle.standardError.write(Data("Error: rank \(comm.rank) of \(comm.size): \(error)\n".utf8))

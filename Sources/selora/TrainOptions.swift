@@ -9,17 +9,17 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Method: selective, lora, full or linear-probe.")
     var method: Method = .selective
     @Option(help: "LoRA rank r.")
-    var rank = 8
+    var rank = LoRAConfig().rank
     @Option(help: "LoRA alpha (scale alpha/r; alpha/√r with --rslora).")
-    var alpha: Float = 8
+    var alpha = LoRAConfig().alpha
     @Flag(help: "rsLoRA scaling alpha/√r.")
     var rslora = false
     @Option(help: "Comma-separated target modules: query,key,value,attention.output.dense,mlp.fc1,mlp.fc2 (short forms q,k,v,dense,fc1,fc2).")
     var targets = "query,key,value,attention.output.dense,mlp.fc1,mlp.fc2"
     @Option(help: "Initial gate score s₀ (TAPS: 0.15).")
-    var initialScore: Float = 0.15
+    var initialScore = LoRAConfig().initialScore
     @Option(help: "Gate threshold τ: a block acts while s ≥ τ (TAPS: 0.1).")
-    var threshold: Float = 0.1
+    var threshold = LoRAConfig().threshold
     @Option(help: "Optimizer steps.")
     var steps = TrainingConfig().steps
     @Option(help: "Global batch size.")
@@ -73,9 +73,25 @@ struct TrainOptions: ParsableArguments {
         c.penaltyStartStep = penaltyStart
         c.maxActivePercent = maxActive
         c.seed = seed
-        do { try c.validate() } catch let e as ConfigError { throw ValidationError(e.message) }
+        do { try c.validate() } catch let e as ConfigError { throw e.validationError }
         return c
     }
 
+    /// The flag of each ``TrainingConfig`` setting (``ConfigError/settings``).
+    static let flags: [String: String] = [
+        "lora.rank": "--rank", "lora.alpha": "--alpha", "lora.targets": "--targets", "lora.threshold": "--threshold",
+        "lora.initialScore": "--initial-score", "steps": "--steps", "batchSize": "--batch-size",
+        "warmupSteps": "--warmup-steps", "lr": "--lr", "fullLR": "--full-lr", "scoreLR": "--score-lr",
+        "weightDecay": "--weight-decay", "clipNorm": "--clip-norm", "penalty": "--penalty",
+        "penaltyStartStep": "--penalty-start", "maxActivePercent": "--max-active", "checkEvery": "--check-every",
+    ]
+
     func validate() throws { _ = try config() }
+}
+
+extension ConfigError {
+    /// The error as the command line says it: the flags of the settings, then the reason.
+    var validationError: ValidationError {
+        ValidationError(settings.map { TrainOptions.flags[$0] ?? $0 }.joined(separator: " / ") + ": " + message)
+    }
 }

@@ -40,18 +40,18 @@ final class SelectiveTrainingTests: XCTestCase {
         let trainer = try Trainer(model: try tinyModel(), classes: 3, config: c, batch: 4, height: 4, width: 4)
         let a = try XCTUnwrap(trainer.adapters)
         let frozen = a.blocks[3]
-        a.scores[frozen.index] = 0.05          // below τ: off from the first step
+        a.gates.scores[frozen.index] = 0.05          // below τ: off from the first step
         let (px, labels) = batch(4, seed: 9)
         _ = trainer.trainStep(pixels: px, labels: labels)   // B moves away from 0 for the active blocks
         let aBefore = Array(a.params.buffer(frozen.aName)), bBefore = Array(a.params.buffer(frozen.bName))
-        let sBefore = a.scores[frozen.index]
+        let sBefore = a.gates.scores[frozen.index]
         var sawMove = false
         for s in 0..<6 {
             let (px, labels) = batch(4, seed: UInt64(10 + s))
             _ = trainer.trainStep(pixels: px, labels: labels)
-            XCTAssertFalse(a.active[frozen.index], "the block must stay off for this test (score \(a.scores[frozen.index]))")
-            if a.scores[frozen.index] != sBefore { sawMove = true }
-            if a.scores[frozen.index] >= c.lora.threshold { break }
+            XCTAssertFalse(a.gates.mask[frozen.index], "the block must stay off for this test (score \(a.gates.scores[frozen.index]))")
+            if a.gates.scores[frozen.index] != sBefore { sawMove = true }
+            if a.gates.scores[frozen.index] >= c.lora.threshold { break }
         }
         XCTAssertTrue(sawMove, "the inactive block's score must still receive updates")
         XCTAssertEqual(Array(a.params.buffer(frozen.aName)), aBefore)
@@ -68,23 +68,23 @@ final class SelectiveTrainingTests: XCTestCase {
         let trainer = try Trainer(model: try tinyModel(), classes: 3, config: c, batch: 4, height: 4, width: 4)
         let a = try XCTUnwrap(trainer.adapters)
         XCTAssertEqual(a.blocks.count, 12)
-        for i in 0..<12 { a.scores[i] = 0.2 }
-        a.scores[7] = 0.5
-        a.scores[2] = 0.05               // below τ anyway
+        for i in 0..<12 { a.gates.scores[i] = 0.2 }
+        a.gates.scores[7] = 0.5
+        a.gates.scores[2] = 0.05               // below τ anyway
         trainer.updateGates()
-        XCTAssertEqual(a.active.enumerated().filter { $0.element }.map(\.offset), [0, 1, 7])
+        XCTAssertEqual(a.gates.mask.enumerated().filter { $0.element }.map(\.offset), [0, 1, 7])
     }
 
     func testPlainLoRAHasEveryBlockOnAndNoScores() throws {
         let trainer = try Trainer(model: try tinyModel(), classes: 3, config: config(.lora), batch: 4, height: 4, width: 4)
         let a = try XCTUnwrap(trainer.adapters)
-        a.scores[0] = -1
+        a.gates.scores[0] = -1
         let (px, labels) = batch(4, seed: 2)
         let s = trainer.trainStep(pixels: px, labels: labels)
         XCTAssertEqual(s.activeBlocks, 12)
-        var names: [String] = []
-        trainer.forEachTrainableGradient { n, _ in names.append(n) }
-        XCTAssertFalse(names.contains("scores"))
+        var names: [String] = [], roles: [TensorRole] = []
+        trainer.trainable.forEachTraining { names.append($0.name); roles.append($0.role) }
+        XCTAssertFalse(roles.contains(.score))
         XCTAssertEqual(names.count, 2 + 2 * 12)
     }
 
@@ -117,27 +117,30 @@ final class SelectiveTrainingTests: XCTestCase {
                 let (px, labels) = batch(4, seed: UInt64(s))
                 _ = trainer.trainStep(pixels: px, labels: labels)
             }
-            return trainer.adapters!.params.storage.toArray() + trainer.adapters!.scores.toArray() + trainer.head.params.storage.toArray()
+            return trainer.adapters!.params.storage.toArray() + trainer.adapters!.gates.scores.toArray() + trainer.head.params.storage.toArray()
         }
         XCTAssertEqual(try run(), try run())
     }
 
-    func testBadConfigValuesAreRejectedNamingTheFlag() {
+    /// The library names the setting; the command line names its flag (Tests/cli/bad-input.sh checks the flags).
+    func testBadConfigValuesAreRejectedNamingTheSetting() {
         var cases: [(String, (inout TrainingConfig) -> Void)] = []
-        cases.append(("--rank", { $0.lora.rank = 0 }))
-        cases.append(("--threshold", { $0.lora.threshold = 0.2 }))
-        cases.append(("--threshold", { $0.lora.threshold = .nan }))
-        cases.append(("--penalty", { $0.penalty = -1 }))
-        cases.append(("--max-active", { $0.maxActivePercent = 101 }))
-        cases.append(("--max-active", { $0.maxActivePercent = -5 }))
-        cases.append(("--targets", { $0.lora.targets = [] }))
-        cases.append(("--steps", { $0.steps = 0 }))
-        cases.append(("--lr", { $0.lr = 0 }))
-        cases.append(("--warmup-steps", { $0.warmupSteps = 1000 }))
-        for (flag, mutate) in cases {
+        cases.append(("lora.rank", { $0.lora.rank = 0 }))
+        cases.append(("lora.threshold", { $0.lora.threshold = 0.2 }))
+        cases.append(("lora.threshold", { $0.lora.threshold = .nan }))
+        cases.append(("penalty", { $0.penalty = -1 }))
+        cases.append(("maxActivePercent", { $0.maxActivePercent = 101 }))
+        cases.append(("maxActivePercent", { $0.maxActivePercent = -5 }))
+        cases.append(("lora.targets", { $0.lora.targets = [] }))
+        cases.append(("steps", { $0.steps = 0 }))
+        cases.append(("lr", { $0.lr = 0 }))
+        cases.append(("warmupSteps", { $0.warmupSteps = 1000 }))
+        for (setting, mutate) in cases {
             var c = TrainingConfig()
             mutate(&c)
-            XCTAssertThrowsError(try c.validate(), flag) { e in XCTAssertTrue("\(e)".contains(flag), "\(flag): \(e)") }
+            XCTAssertThrowsError(try c.validate(), setting) { e in
+                XCTAssertTrue((e as? ConfigError)?.settings.contains(setting) ?? false, "\(setting): \(e)")
+            }
         }
         XCTAssertNoThrow(try TrainingConfig().validate())
     }
@@ -155,9 +158,10 @@ final class AdapterFileTests: XCTestCase {
         for b in a.blocks {
             let bp = a.params.buffer(b.bName)
             for i in 0..<bp.count { bp[i] = 0.3 * rng.normal() }
-            a.scores[b.index] = rng.uniform(0, 0.3)
+            a.gates.scores[b.index] = rng.uniform(0, 0.3)
         }
-        a.updateGatesFromScores()
+        a.gates.rule = .learned(GateSchedule(penalty: 0, startStep: 0))
+        a.gates.update(step: 0)
         return a
     }
 
@@ -170,9 +174,9 @@ final class AdapterFileTests: XCTestCase {
         let (b, gated) = try LoRAAdapters.load(directory: dir, model: vit)
         XCTAssertTrue(gated)
         XCTAssertEqual(b.config, a.config)
-        XCTAssertEqual(b.active, a.active)
-        XCTAssertEqual(b.scores.toArray(), a.scores.toArray())
-        for blk in a.blocks where a.active[blk.index] {
+        XCTAssertEqual(b.gates.mask, a.gates.mask)
+        XCTAssertEqual(b.gates.scores.toArray(), a.gates.scores.toArray())
+        for blk in a.blocks where a.gates.mask[blk.index] {
             XCTAssertEqual(Array(b.params.buffer(blk.aName)), Array(a.params.buffer(blk.aName)))
             XCTAssertEqual(Array(b.params.buffer(blk.bName)), Array(a.params.buffer(blk.bName)))
         }
@@ -200,7 +204,7 @@ final class AdapterFileTests: XCTestCase {
 
     func testMergeRefusesNonFiniteAdapters() throws {
         let a = try randomAdapters()
-        let blk = a.blocks.first { a.active[$0.index] }!
+        let blk = a.blocks.first { a.gates.mask[$0.index] }!
         a.params.buffer(blk.bName)[0] = .nan
         let model = try ViTModel(config: vit)
         let before = model.params.store.storage.toArray()
@@ -241,7 +245,7 @@ final class GradientSyncTests: XCTestCase {
         try dp.run { s in
             let a = dp.trainer.adapters!
             var ab = 0
-            for (i, ch) in s.activeMask.enumerated() where ch == "1" { ab += 2 * (a.blocks[i].inFeatures + a.blocks[i].outFeatures) }
+            for (i, on) in s.activeMask.enumerated() where on { ab += 2 * (a.blocks[i].inFeatures + a.blocks[i].outFeatures) }
             XCTAssertEqual(s.bytesReduced, 4 * (ab + a.blocks.count + 3 * 8 + 3 + 3), "step \(s.step)")
             seen.append(s.activeBlocks)
         }

@@ -224,7 +224,7 @@ final class CLIPGradientTests: XCTestCase {
 
         let lg = try XCTUnwrap(run.grads), sg = try XCTUnwrap(run.scoreGrads)
         for b in adapters.blocks {
-            if adapters.active[b.index] {
+            if adapters.gates.mask[b.index] {
                 let gotA = Array(UnsafeBufferPointer(start: adapters.a(b, in: lg), count: lc.rank * b.inFeatures)).map(Double.init)
                 let fdA = finiteDifferences(ref[b.path]!.a) { v in var r = ref; r[b.path]!.a = v; return loss(params, r) }
                 let (ra, ia) = worstRatio(gotA, fdA, atol: 5e-5, rtol: 2e-3)
@@ -352,7 +352,8 @@ final class CLIPAdapterNamingTests: XCTestCase {
                                               activation: .quickGELU, moduleNames: names)
             var lc = LoRAConfig(); lc.rank = 2
             let a = try LoRAAdapters(model: config, config: lc, seed: 3)
-            for b in a.blocks { a.b(b)[0] = Float(b.index + 1); a.active[b.index] = b.index % 2 == 0 }
+            for b in a.blocks { a.b(b)[0] = Float(b.index + 1) }
+            a.gates.set(a.blocks.indices.map { $0 % 2 == 0 })
             XCTAssertTrue(a.blocks.contains { $0.exportPath == q })
             XCTAssertTrue(a.blocks.contains { $0.exportPath == fc1 })
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("selora-clip-adapter-\(getpid())-\(names.rawValue)").path
@@ -362,8 +363,8 @@ final class CLIPAdapterNamingTests: XCTestCase {
             XCTAssertTrue(file.names.allSatisfy { $0.hasPrefix("base_model.model." + (names == .openCLIP ? "visual." : "vision_model.")) })
             let (back, gated) = try LoRAAdapters.load(directory: dir, model: config)
             XCTAssertTrue(gated)
-            XCTAssertEqual(back.active, a.active)
-            for b in a.blocks where a.active[b.index] {
+            XCTAssertEqual(back.gates.mask, a.gates.mask)
+            for b in a.blocks where a.gates.mask[b.index] {
                 XCTAssertEqual(Array(back.params.buffer(b.bName)), Array(a.params.buffer(b.bName)), b.exportPath)
             }
         }

@@ -43,7 +43,7 @@ final class LoRAGradientTests: XCTestCase {
         func loss(_ lora: [String: Ref.LoRA], _ px: [Double]) -> Double { dot(g, refOut(lora, px)) }
 
         for b in adapters.blocks {
-            let on = adapters.active[b.index]
+            let on = adapters.gates.mask[b.index]
             let gotA = Array(UnsafeBufferPointer(start: adapters.a(b, in: grads), count: lc.rank * b.inFeatures)).map(Double.init)
             let gotB = Array(UnsafeBufferPointer(start: adapters.b(b, in: grads), count: lc.rank * b.outFeatures)).map(Double.init)
             if on {
@@ -74,8 +74,8 @@ final class LoRAGradientTests: XCTestCase {
         let adapters = try LoRAAdapters(model: config, config: lc, seed: 1)
         for b in adapters.blocks {
             for i in 0..<(b.outFeatures * 3) { adapters.b(b)[i] = 1 }
-            adapters.active[b.index] = false
         }
+        adapters.gates.setAll(false)
         let acts = try ViTActivations(config: config, batch: batch, height: height, width: width)
         let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: false)
         let px = rng.array(batch * 3 * height * width).map(Float.init)

@@ -194,11 +194,11 @@ func randomizeForReference(_ adapters: LoRAAdapters, _ rng: inout TestRNG, activ
     var ref: [String: Ref.LoRA] = [:]
     for b in adapters.blocks {
         for i in 0..<(b.outFeatures * r) { adapters.b(b)[i] = Float(rng.uniform(-0.5, 0.5)) }
-        adapters.active[b.index] = active(b.index)
         ref[b.path] = Ref.LoRA(a: Array(UnsafeBufferPointer(start: adapters.a(b), count: r * b.inFeatures)).map(Double.init),
                                b: Array(UnsafeBufferPointer(start: adapters.b(b), count: r * b.outFeatures)).map(Double.init),
-                               gate: adapters.active[b.index] ? 1 : 0)
+                               gate: active(b.index) ? 1 : 0)
     }
+    adapters.gates.set(adapters.blocks.indices.map(active))
     return ref
 }
 
