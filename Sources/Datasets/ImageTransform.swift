@@ -32,27 +32,52 @@ public struct ImageTransform: Equatable, Sendable {
         }
     }
 
+    /// What ``apply(_:indices:into:scratch:)`` reuses for one dataset shape: the taps and one plane. Build it once
+    /// (``scratch(for:)``) and a training step transforms its batch without allocating.
+    public final class Scratch {
+        let inputHeight, inputWidth: Int
+        let rows, cols: [(Int, Int, Float)]
+        var plane: [Float]
+        init(_ t: ImageTransform, inputHeight: Int, inputWidth: Int) {
+            self.inputHeight = inputHeight; self.inputWidth = inputWidth
+            rows = ImageTransform.taps(input: inputHeight, output: t.height)
+            cols = ImageTransform.taps(input: inputWidth, output: t.width)
+            plane = [Float](repeating: 0, count: t.height * t.width)
+        }
+    }
+
+    public func scratch(for dataset: ImageDataset) -> Scratch {
+        Scratch(self, inputHeight: dataset.height, inputWidth: dataset.width)
+    }
+
     /// Writes images `indices` of `dataset`, in that order, to `out` ([indices.count, channels, height, width]).
     public func apply(_ dataset: ImageDataset, indices: [Int], into out: UnsafeMutablePointer<Float>) {
-        let rows = Self.taps(input: dataset.height, output: height)
-        let cols = Self.taps(input: dataset.width, output: width)
+        apply(dataset, indices: indices, into: out, scratch: scratch(for: dataset))
+    }
+
+    /// ``apply(_:indices:into:)`` with reused taps and plane (`scratch` from ``scratch(for:)`` of this dataset).
+    public func apply(_ dataset: ImageDataset, indices: [Int], into out: UnsafeMutablePointer<Float>, scratch: Scratch) {
+        precondition(scratch.inputHeight == dataset.height && scratch.inputWidth == dataset.width
+                     && scratch.plane.count == height * width, "ImageTransform: scratch built for another shape")
         let scale = 1 / Float(dataset.maxPixelValue)
-        var plane = [Float](repeating: 0, count: height * width)
+        let width = self.width, height = self.height
         dataset.pixels.withUnsafeBufferPointer { px in
-            for (k, index) in indices.enumerated() {
-                let img = px.baseAddress! + index * dataset.pixelsPerImage
-                for (y, (r0, r1, wy)) in rows.enumerated() {
-                    for (x, (c0, c1, wx)) in cols.enumerated() {
-                        func p(_ r: Int, _ c: Int) -> Float { Float(img[r * dataset.width + c]) * scale }
-                        let top = p(r0, c0) * (1 - wx) + p(r0, c1) * wx
-                        let bottom = p(r1, c0) * (1 - wx) + p(r1, c1) * wx
-                        plane[y * width + x] = top * (1 - wy) + bottom * wy
+            scratch.plane.withUnsafeMutableBufferPointer { plane in
+                for (k, index) in indices.enumerated() {
+                    let img = px.baseAddress! + index * dataset.pixelsPerImage
+                    for (y, (r0, r1, wy)) in scratch.rows.enumerated() {
+                        for (x, (c0, c1, wx)) in scratch.cols.enumerated() {
+                            func p(_ r: Int, _ c: Int) -> Float { Float(img[r * dataset.width + c]) * scale }
+                            let top = p(r0, c0) * (1 - wx) + p(r0, c1) * wx
+                            let bottom = p(r1, c0) * (1 - wx) + p(r1, c1) * wx
+                            plane[y * width + x] = top * (1 - wy) + bottom * wy
+                        }
                     }
-                }
-                for c in 0..<channels {
-                    let dst = out + (k * channels + c) * height * width
-                    let m = mean[c], inv = 1 / std[c]
-                    for i in 0..<(height * width) { dst[i] = (plane[i] - m) * inv }
+                    for c in 0..<channels {
+                        let dst = out + (k * channels + c) * height * width
+                        let m = mean[c], inv = 1 / std[c]
+                        for i in 0..<(height * width) { dst[i] = (plane[i] - m) * inv }
+                    }
                 }
             }
         }

@@ -91,6 +91,7 @@ public final class DataParallelTrainer {
     public let transform: ImageTransform
     public let checkEvery: Int
     let pixels: FloatBuffer
+    let transformScratch: ImageTransform.Scratch
     /// This rank's sample indices and labels of the current step (reused every step).
     var shard: [Int]
     var labels: [Int32]
@@ -119,6 +120,7 @@ public final class DataParallelTrainer {
         sampler = try EpochSampler(count: data.count, batchSize: config.batchSize, seed: config.seed)
         transform = ImageTransform(model: trainer.model.config, size: size)
         pixels = try FloatBuffer(count: trainer.batch * transform.floatsPerImage)
+        transformScratch = transform.scratch(for: data)
         shard = [Int](repeating: 0, count: trainer.batch)
         labels = [Int32](repeating: 0, count: trainer.batch)
         try checkAgreementAtStart(size: size)
@@ -180,7 +182,7 @@ public final class DataParallelTrainer {
         // Load this rank's shard of the global batch.
         try sampler.shard(ofStep: n, rank: comm.rank, worldSize: comm.size, into: &shard)
         for (i, index) in shard.enumerated() { labels[i] = data.labels[index] }
-        transform.apply(data, indices: shard, into: pixels.base)
+        transform.apply(data, indices: shard, into: pixels.base, scratch: transformScratch)
         // Gates, forward, loss; the statistics and the head's gradients go out first.
         trainer.beginStep()
         let (lossSum, correct) = trainer.forwardAndLoss(pixels: pixels.base, labels: labels)

@@ -15,7 +15,7 @@ struct TrainOptions: ParsableArguments {
     @Flag(help: "rsLoRA scaling alpha/√r.")
     var rslora = false
     @Option(help: "Comma-separated target modules: query,key,value,attention.output.dense,mlp.fc1,mlp.fc2 (short forms q,k,v,dense,fc1,fc2).")
-    var targets = "query,key,value,attention.output.dense,mlp.fc1,mlp.fc2"
+    var targets = LoRAConfig().targets.map(\.rawValue).joined(separator: ",")
     @Option(help: "Initial gate score s₀ (TAPS: 0.15).")
     var initialScore = LoRAConfig().initialScore
     @Option(help: "Gate threshold τ: a block acts while s ≥ τ (TAPS: 0.1).")
