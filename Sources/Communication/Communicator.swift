@@ -12,8 +12,11 @@ public protocol Communicator: AnyObject {
     /// In-place element-wise sum over all ranks.
     func allSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     func allSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
-    /// Starts an in-place sum and returns at once; the buffer must not be touched until ``wait(_:)``.
-    func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective
+    /// A request object for ``startAllSum(_:request:)``, reusable once its collective has completed (a training
+    /// step keeps one per bucket, so starting a collective allocates nothing).
+    func makeRequest() -> PendingCollective
+    /// Starts an in-place sum in `request` and returns at once; the buffer must not be touched until ``wait(_:)``.
+    func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>, request: PendingCollective) throws
     /// Lets started collectives make progress without blocking (MPI progresses non-blocking operations only
     /// inside MPI calls); returns whether `request` has completed.
     func poll(_ request: PendingCollective) throws -> Bool
@@ -28,18 +31,22 @@ public protocol Communicator: AnyObject {
     func abort(code: Int32) -> Never
 }
 
-/// A collective in flight (see ``Communicator/startAllSum(_:)``).
+/// A collective in flight (see ``Communicator/startAllSum(_:request:)``); made by ``Communicator/makeRequest()``.
 open class PendingCollective {
-    public let count: Int
-    public internal(set) var completed = false
-    public init(count: Int, completed: Bool = false) {
-        self.count = count
-        self.completed = completed
-    }
+    public internal(set) var count = 0
+    public internal(set) var completed = true
+    public init() {}
 }
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    /// Starts an in-place sum in a new request (see ``startAllSum(_:request:)``).
+    public func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective {
+        let r = makeRequest()
+        try startAllSum(buffer, request: r)
+        return r
+    }
 
     public func allSum(_ values: inout [Float]) throws {
         try values.withUnsafeMutableBufferPointer { try allSum($0) }
@@ -72,8 +79,10 @@ public final class SingleProcessCommunicator: Communicator {
     public var size: Int { 1 }
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func allSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
-    public func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective {
-        PendingCollective(count: buffer.count, completed: true)
+    public func makeRequest() -> PendingCollective { PendingCollective() }
+    public func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>, request: PendingCollective) throws {
+        request.count = buffer.count
+        request.completed = true
     }
     public func poll(_ request: PendingCollective) throws -> Bool { true }
     public func wait(_ request: PendingCollective) throws {}

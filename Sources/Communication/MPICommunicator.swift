@@ -84,16 +84,23 @@ public final class MPICommunicator: Communicator {
         var requests: [MPI_Request?] = []
     }
 
-    public func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective {
-        let p = MPIPending(count: buffer.count)
-        guard let base = buffer.baseAddress, buffer.count > 0 else { p.completed = true; return p }
+    public func makeRequest() -> PendingCollective { MPIPending() }
+
+    public func startAllSum(_ buffer: UnsafeMutableBufferPointer<Float>, request: PendingCollective) throws {
+        guard let p = request as? MPIPending else {
+            preconditionFailure("MPICommunicator.startAllSum: the request was made by another communicator")
+        }
+        precondition(p.completed, "MPICommunicator.startAllSum: the request is still in flight")
+        p.requests.removeAll(keepingCapacity: true)
+        p.count = buffer.count
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        p.completed = false
         try inPieces(buffer.count) { lo, n in
             var r: MPI_Request? = cmpi_request_null()
             try check(MPI_Iallreduce(cmpi_in_place(), base + lo, n, cmpi_float(), cmpi_sum(), comm, &r),
                       "MPI_Iallreduce(\(n) floats)")
             p.requests.append(r)
         }
-        return p
     }
 
     public func poll(_ request: PendingCollective) throws -> Bool {

@@ -20,7 +20,9 @@ public final class GradientSync {
     let buffer: FloatBuffer
     var cursor = 0
     var bucketStart = 0
-    var pending: [PendingCollective] = []
+    /// One reusable request per bucket; `started` of them are in flight this step.
+    let requests: [PendingCollective]
+    var started = 0
     var failure: Error?
     /// Bytes this rank all-reduced in the last step: 4 × (statistics + every tensor that trained).
     public private(set) var bytesReduced = 0
@@ -39,13 +41,13 @@ public final class GradientSync {
         self.comm = comm
         self.tensors = tensors
         buffer = try FloatBuffer(count: Self.statisticsCount + tensors.totalCount)
-        pending.reserveCapacity(tensors.buckets.count)
+        requests = tensors.buckets.map { _ in comm.makeRequest() }
     }
 
     /// Starts a step: packs this rank's statistics and the head's gradients (final once the loss is known) and
     /// starts their all-reduce.
     public func begin(lossSum: Double, correct: Int, count: Int) {
-        cursor = 0; bucketStart = 0; pending.removeAll(keepingCapacity: true); failure = nil
+        cursor = 0; bucketStart = 0; started = 0; failure = nil
         commSeconds = 0
         timed {
             buffer[0] = Float(lossSum); buffer[1] = Float(correct); buffer[2] = Float(count)
@@ -65,7 +67,7 @@ public final class GradientSync {
         timed { reduce(tensors.stemBucket) }
         if let failure { throw failure }
         let t0 = Date()
-        for p in pending { try comm.wait(p) }
+        for p in requests[..<started] { try comm.wait(p) }
         exposedSeconds = Date().timeIntervalSince(t0)
         timed {
             var finite = true
@@ -94,11 +96,12 @@ public final class GradientSync {
         }
         do {
             if cursor > bucketStart {
-                pending.append(try comm.startAllSum(UnsafeMutableBufferPointer(start: buffer.base + bucketStart,
-                                                                               count: cursor - bucketStart)))
+                try comm.startAllSum(UnsafeMutableBufferPointer(start: buffer.base + bucketStart, count: cursor - bucketStart),
+                                     request: requests[started])
+                started += 1
                 bucketStart = cursor
             }
-            for p in pending where !p.completed { _ = try comm.poll(p) }
+            for p in requests[..<started] where !p.completed { _ = try comm.poll(p) }
         } catch {
             failure = failure ?? error
         }
