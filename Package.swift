@@ -54,6 +54,9 @@ let package = Package(
             path: "Sources/selora"),
 
         .target(name: "TestHelpers", dependencies: ["Tensors", "Datasets", "VisionTransformer"], path: "Tests/TestHelpers"),
+        // Test-only: replaces malloc & co. to count heap allocations (see its header). Only test targets may depend
+        // on it; linked into a product it would count every allocation of that program.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels", "TestHelpers"], path: "Tests/KernelsTests"),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),
@@ -62,6 +65,10 @@ let package = Package(
         .testTarget(name: "VisionTransformerTests",
                     dependencies: ["VisionTransformer", "Tensors", "SafeTensors", "TestHelpers", "Tokenizers"],
                     path: "Tests/VisionTransformerTests"),
+        .testTarget(name: "AllocationTests",
+                    dependencies: ["CAllocationCounter", "Training", "TestHelpers", "Datasets", "Communication",
+                                   "VisionTransformer"],
+                    path: "Tests/AllocationTests"),
     ],
     swiftLanguageModes: [.v5]
 )

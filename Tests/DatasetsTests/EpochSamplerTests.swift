@@ -126,4 +126,58 @@ final class EpochSamplerTests: XCTestCase {
             XCTAssertEqual(error as? DatasetError, DatasetError(path: "EpochSampler", .invalidArgument("batchSize must be >= 1, got 0")))
         }
     }
+
+    /// The buffer-writing API gives what the array API gives, at every position of several epochs, whether the
+    /// positions come in training order or jump around (a resumed run), and from copies sharing the cache.
+    func testIntoBufferMatchesTheArrayAPI() throws {
+        let s = try EpochSampler(count: 23, batchSize: 6, seed: 31)
+        let reference = try EpochSampler(count: 23, batchSize: 6, seed: 31)
+        var positions: [EpochSampler.Position] = []
+        for step in 0..<(3 * s.batchesPerEpoch) { positions.append(try s.position(ofStep: step)) }
+        var jumping = SeededRandom(seed: 2)
+        var shuffled = positions
+        shuffled.shuffle(using: &jumping)
+        var array: [Int] = []
+        var storage = [Int](repeating: -1, count: 8)
+        for p in positions + shuffled {
+            let copy = s
+            let expected = try reference.batch(at: p)
+            try copy.batch(at: p, into: &array)
+            XCTAssertEqual(array, expected, "\(p)")
+            let n = try storage.withUnsafeMutableBufferPointer { try s.batch(at: p, into: $0) }
+            XCTAssertEqual(Array(storage[..<n]), expected, "\(p)")
+            for world in [1, 2, 3, 6] {
+                for rank in 0..<world {
+                    let shard = try reference.shard(expected, rank: rank, worldSize: world)
+                    try s.shard(at: p, rank: rank, worldSize: world, into: &array)
+                    XCTAssertEqual(array, shard, "\(p) rank \(rank) of \(world)")
+                    let m = try storage.withUnsafeMutableBufferPointer { try copy.shard(at: p, rank: rank, worldSize: world, into: $0) }
+                    XCTAssertEqual(Array(storage[..<m]), shard, "\(p) rank \(rank) of \(world)")
+                }
+            }
+        }
+        XCTAssertEqual(s, reference, "the cache is not part of the value")
+    }
+
+    func testIntoBufferErrors() throws {
+        let s = try EpochSampler(count: 30, batchSize: 10, seed: 9)
+        var small = [Int](repeating: 0, count: 4)
+        var array: [Int] = []
+        XCTAssertThrowsError(try small.withUnsafeMutableBufferPointer { try s.batch(at: .init(epoch: 0, batchIndex: 0), into: $0) }) {
+            XCTAssertEqual($0 as? DatasetError, DatasetError(path: "EpochSampler.batch", .invalidArgument(
+                "the output buffer holds 4 indices; expected at least 10")))
+        }
+        XCTAssertThrowsError(try s.batch(at: .init(epoch: 0, batchIndex: 3), into: &array)) {
+            XCTAssertEqual($0 as? DatasetError, DatasetError(path: "EpochSampler.batch", .invalidArgument(
+                "index 3 is out of range; expected 0 ..< 3 (batchesPerEpoch)")))
+        }
+        XCTAssertThrowsError(try s.shard(at: .init(epoch: 0, batchIndex: 0), rank: 0, worldSize: 3, into: &array)) {
+            XCTAssertEqual($0 as? DatasetError, DatasetError(path: "EpochSampler.shard", .invalidArgument(
+                "a batch of 10 indices cannot be split evenly across worldSize 3 ranks; expected the batch size to be"
+                + " a multiple of worldSize")))
+        }
+        XCTAssertEqual(try small.withUnsafeMutableBufferPointer {
+            try s.shard(at: .init(epoch: 0, batchIndex: 0), rank: 1, worldSize: 5, into: $0)
+        }, 2)
+    }
 }
