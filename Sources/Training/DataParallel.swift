@@ -180,7 +180,7 @@ public final class DataParallelTrainer {
         faults?.willStart(step: n, rank: comm.rank, trainer: trainer)
         let t0 = Date()
         // Load this rank's shard of the global batch.
-        try sampler.shard(ofStep: n, rank: comm.rank, worldSize: comm.size, into: &shard)
+        try sampler.shard(at: sampler.position(ofStep: n), rank: comm.rank, worldSize: comm.size, into: &shard)
         for (i, index) in shard.enumerated() { labels[i] = data.labels[index] }
         transform.apply(data, indices: shard, into: pixels.base, scratch: transformScratch)
         // Gates, forward, loss; the statistics and the head's gradients go out first.
@@ -258,10 +258,3 @@ public final class DataParallelTrainer {
     }
 }
 
-extension EpochSampler {
-    /// Rank `rank`'s sample indices of global step `step`, written into `out` (its length: the per-rank batch).
-    func shard(ofStep step: Int, rank: Int, worldSize: Int, into out: inout [Int]) throws {
-        let mine = try shard(batch(at: position(ofStep: step)), rank: rank, worldSize: worldSize)
-        for i in mine.indices { out[i] = mine[i] }
-    }
-}
