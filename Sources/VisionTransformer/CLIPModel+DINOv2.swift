@@ -27,11 +27,12 @@ extension ViTModel {
             _ = dst.buffer(entry.name).update(fromContentsOf: src.buffer(entry.name))
         }
         typealias N = ViTParameterNames
-        if let bias = params.patchB, let pos = out.params.positions {
+        if let bias = params.patchB {
+            let pos = out.params.positions
             for p in 1...(c.positionGrid * c.positionGrid) { for j in 0..<d { pos[p * d + j] += bias[j] } }
         }
         for l in 0..<c.numLayers {
-            let from = params.blocks[l], to = out.params.blocks[l]
+            let from = params.stack.blocks[l], to = out.params.stack.blocks[l]
             for (gamma, w, b, inF) in [(from.ls1, to.oW, to.oB, d), (from.ls2, to.fc2W, to.fc2B, c.mlpSize)] {
                 guard let gamma else { continue }
                 for o in 0..<d {

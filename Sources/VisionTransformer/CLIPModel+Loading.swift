@@ -383,7 +383,7 @@ struct CLIPWriter {
         let proj = tensor(vs, N.projection)
         try add(oc ? "visual.proj" : "visual_projection.weight", oc ? transposed(proj, rows: e, cols: d) : proj,
                 oc ? [d, e] : [e, d])
-        try addBlocks(vs, v, prefix: oc ? "visual.transformer.resblocks." : "vision_model.encoder.layers.")
+        try addBlocks(vs, v.stack, prefix: oc ? "visual.transformer.resblocks." : "vision_model.encoder.layers.")
         meta["vision_heads"] = String(v.numHeads)
         meta["hidden_act"] = v.activation.rawValue
         meta["layer_norm_eps"] = String(v.layerNormEps)
@@ -407,7 +407,7 @@ struct CLIPWriter {
         meta["text_layer_norm_eps"] = String(t.stack.layerNormEps)
     }
 
-    mutating func addBlocks(_ store: TensorStore, _ c: ViTConfig, prefix blocks: String) throws {
+    mutating func addBlocks(_ store: TensorStore, _ c: TransformerConfig, prefix blocks: String) throws {
         typealias N = ViTParameterNames
         let w = c.hiddenSize
         for l in 0..<c.numLayers {

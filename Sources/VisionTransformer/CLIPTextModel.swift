@@ -3,22 +3,21 @@ import Tensors
 /// Shape of CLIP's text tower: token and position embeddings, a causal pre-norm block stack with `ln_final`, the
 /// end-of-text token's feature, and `text_projection`.
 public struct CLIPTextConfig: Equatable, Codable, CustomStringConvertible {
-    /// The block stack (``ViTConfig/causal``, no LayerScale, LayerNorm eps 1e-5; no image stem, so its image
-    /// fields — patch 1, 1 channel, position grid 1 — describe no tensor).
-    public var stack: ViTConfig
+    /// The block stack: causal, no LayerScale, LayerNorm eps 1e-5 (as the initializer sets it).
+    public var stack: TransformerConfig
     public var vocabularySize: Int
     /// Positions of the position embedding: the most tokens a text can have (77 for every CLIP).
     public var contextLength: Int
     public var projectionDim: Int
+    /// Whose names the tower's modules carry in the checkpoint it came from.
+    public var moduleNames: ModuleNames
 
     public init(width: Int, layers: Int, heads: Int, mlp: Int, vocabularySize: Int, contextLength: Int,
                 projectionDim: Int, activation: Activation, moduleNames: ModuleNames = .openCLIP) {
-        var s = ViTConfig(hiddenSize: width, numLayers: layers, numHeads: heads, mlpSize: mlp, patchSize: 1,
-                          channels: 1, positionGrid: 1, layerNormEps: 1e-5)
-        s.activation = activation; s.layerScale = false; s.patchBias = false; s.causal = true
-        s.moduleNames = moduleNames
-        stack = s
+        stack = TransformerConfig(hiddenSize: width, numLayers: layers, numHeads: heads, mlpSize: mlp,
+                                  layerNormEps: 1e-5, activation: activation, layerScale: false, causal: true)
         self.vocabularySize = vocabularySize; self.contextLength = contextLength; self.projectionDim = projectionDim
+        self.moduleNames = moduleNames
     }
 
     public var width: Int { stack.hiddenSize }
@@ -37,12 +36,13 @@ public struct CLIPTextConfig: Equatable, Codable, CustomStringConvertible {
     }
 }
 
-/// CLIP's text tower. The block stack is a ``ViTModel`` run through ``ViTModel/encode(_:lora:)`` (so the text and
-/// image towers share every layer); this type adds the token table, the positions and the projection, in one
-/// store of its own (`token_embedding` [V, D], `positional_embedding` [context, D], `text_projection` [E, D]).
+/// CLIP's text tower: a front end of token and position embeddings to a ``TransformerStack`` (the same stack
+/// an image tower runs), and the projection. The token table, the positions and the projection live in one store
+/// of their own (`token_embedding` [V, D], `positional_embedding` [context, D], `text_projection` [E, D]); the
+/// stack's tensors in the stack's.
 public final class CLIPTextModel {
     public let config: CLIPTextConfig
-    public let stack: ViTModel
+    public let stack: TransformerStack
     public let params: TensorStore
 
     public static func layout(_ c: CLIPTextConfig) -> TensorLayout {
@@ -56,7 +56,7 @@ public final class CLIPTextModel {
     public init(config: CLIPTextConfig) throws {
         try config.validate()
         self.config = config
-        stack = try ViTModel(config: config.stack)
+        stack = try TransformerStack(config: config.stack)
         params = try TensorStore(layout: Self.layout(config))
     }
 
@@ -78,12 +78,12 @@ public final class CLIPTextModel {
         let rows = ids.count / t
         var out = [Float](repeating: 0, count: rows * e)
         guard rows > 0 else { return out }
-        let acts = try ViTActivations(config: config.stack, batch: min(batch, rows), sequence: t)
+        let acts = try TransformerActivations(config: config.stack, batch: min(batch, rows), tokens: t, training: false)
         let table = params.pointer("token_embedding"), pos = params.pointer("positional_embedding")
         let proj = params.pointer("text_projection")
         for start in stride(from: 0, to: rows, by: acts.batch) {
             let n = min(acts.batch, rows - start)
-            let x = acts.blocks[0].resIn
+            let x = acts.input
             for r in 0..<acts.batch {
                 let row = min(start + r, rows - 1)  // a short last batch repeats its last row: computed, ignored
                 for p in 0..<t {
@@ -91,7 +91,7 @@ public final class CLIPTextModel {
                     for j in 0..<d { dst[j] = tok[j] + pp[j] }
                 }
             }
-            let hidden = stack.encode(acts)
+            let hidden = stack.forward(acts)
             for r in 0..<n {
                 let row = ids[((start + r) * t)..<((start + r + 1) * t)]
                 let eot = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! - row.startIndex

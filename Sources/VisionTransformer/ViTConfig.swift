@@ -1,35 +1,30 @@
 import Tensors
 
-/// Shape of a pre-norm transformer: a Vision Transformer of the DINOv2 / timm or the CLIP family, or (with
-/// `causal`) the block stack of CLIP's text tower.
+/// Shape of a Vision Transformer of the DINOv2 / timm or the CLIP family: the image stem (patch projection, class
+/// token, position embeddings, optionally CLIP's `ln_pre`), the block ``stack``, and optionally CLIP's projection.
 ///
 /// Defaults are DINOv2 ViT-S/14 (`facebook/dinov2-small`): width 384, 12 blocks, 6 heads of 64, MLP 1536,
 /// 14×14 patches, position embeddings for a 37×37 grid (518 px), LayerNorm eps 1e-6, exact GELU, LayerScale,
-/// a patch bias, no `ln_pre`, no projection. ``clipVision(width:layers:heads:mlp:patch:grid:projection:activation:)``
-/// gives the CLIP variant.
-public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
-    public var hiddenSize = 384
-    public var numLayers = 12
-    public var numHeads = 6
-    public var mlpSize = 1536
+/// a patch bias, no `ln_pre`, no projection.
+/// ``clipVision(width:layers:heads:mlp:patch:grid:projection:activation:moduleNames:)`` gives the CLIP variant.
+///
+/// The stack's fields are also reachable here (``hiddenSize``, ``numLayers``, … read and write ``stack``'s).
+/// Encoded as one flat JSON object: the stack's keys next to the image's.
+public struct ViTConfig: Equatable, CustomStringConvertible {
+    /// The block stack the image stem feeds.
+    public var stack = TransformerConfig()
     public var patchSize = 14
     public var channels = 3
     /// Side of the square grid the stored position embeddings were trained for (37 for DINOv2: 518 / 14).
     public var positionGrid = 37
-    public var layerNormEps: Float = 1e-6
-    /// The MLP's activation: exact GELU (DINOv2, LAION OpenCLIP) or QuickGELU (OpenAI CLIP).
-    public var activation: Activation = .gelu
-    /// DINOv2's per-channel LayerScale on both residual branches (`layer_scale{1,2}.lambda1`); CLIP has none.
-    public var layerScale = true
     /// Whether the patch projection has a bias (DINOv2 yes, CLIP's `conv1` no).
     public var patchBias = true
-    /// CLIP's `ln_pre`: a LayerNorm over the embeddings (patches + class token + positions) before block 0.
+    /// CLIP's `ln_pre`: a LayerNorm over the embeddings (patches + class token + positions) before block 0, with
+    /// the stack's eps.
     public var preNorm = false
     /// CLIP's `visual.proj`: the image feature is final-norm(class token) · projᵀ of this width, normalized to unit
     /// length (what CLIP's zero-shot logits compare). nil (DINOv2): the feature is the class token itself.
     public var projectionDim: Int?
-    /// Causal self-attention (token i attends to tokens ≤ i): CLIP's text tower.
-    public var causal = false
     /// Whose module names adapters are exported under (PEFT `target_modules` match on them).
     public var moduleNames: ModuleNames = .dinov2
 
@@ -37,9 +32,9 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
 
     public init(hiddenSize: Int, numLayers: Int, numHeads: Int, mlpSize: Int, patchSize: Int,
                 channels: Int = 3, positionGrid: Int, layerNormEps: Float = 1e-6) {
-        self.hiddenSize = hiddenSize; self.numLayers = numLayers; self.numHeads = numHeads
-        self.mlpSize = mlpSize; self.patchSize = patchSize; self.channels = channels
-        self.positionGrid = positionGrid; self.layerNormEps = layerNormEps
+        stack = TransformerConfig(hiddenSize: hiddenSize, numLayers: numLayers, numHeads: numHeads, mlpSize: mlpSize,
+                                  layerNormEps: layerNormEps)
+        self.patchSize = patchSize; self.channels = channels; self.positionGrid = positionGrid
     }
 
     public static let dinov2Small = ViTConfig()
@@ -55,14 +50,20 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
         return c
     }
 
-    /// Whether the model has the image stem (patch projection, class token, positions): every image tower; not
-    /// the causal stack of CLIP's text tower, whose embeddings ``CLIPTextModel`` owns.
-    public var hasImageStem: Bool { !causal }
+    // MARK: The stack's fields
+
+    public var hiddenSize: Int { get { stack.hiddenSize } set { stack.hiddenSize = newValue } }
+    public var numLayers: Int { get { stack.numLayers } set { stack.numLayers = newValue } }
+    public var numHeads: Int { get { stack.numHeads } set { stack.numHeads = newValue } }
+    public var mlpSize: Int { get { stack.mlpSize } set { stack.mlpSize = newValue } }
+    public var layerNormEps: Float { get { stack.layerNormEps } set { stack.layerNormEps = newValue } }
+    public var activation: Activation { get { stack.activation } set { stack.activation = newValue } }
+    public var layerScale: Bool { get { stack.layerScale } set { stack.layerScale = newValue } }
+    public var headDim: Int { stack.headDim }
 
     /// Width of ``ViTModel/features(_:)``: the projection's, else the hidden size.
     public var featureDim: Int { projectionDim ?? hiddenSize }
 
-    public var headDim: Int { hiddenSize / numHeads }
     public var patchDim: Int { channels * patchSize * patchSize }
 
     public var description: String {
@@ -70,18 +71,14 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
             + "pos grid \(positionGrid)², eps \(layerNormEps)"
             + (activation == .gelu ? "" : ", \(activation.rawValue)") + (layerScale ? "" : ", no LayerScale")
             + (preNorm ? ", ln_pre" : "") + (projectionDim.map { ", projection \($0)" } ?? "")
-            + (causal ? ", causal" : "") + ")"
+            + (stack.causal ? ", causal" : "") + ")"
     }
 
     public func validate() throws {
-        func bad(_ what: String) -> ViTError { .invalidConfig(what) }
         guard hiddenSize > 0, numLayers > 0, numHeads > 0, mlpSize > 0, patchSize > 0, channels > 0,
-              positionGrid > 0 else { throw bad("every size must be positive: \(self)") }
-        guard hiddenSize % numHeads == 0 else {
-            throw bad("hidden size \(hiddenSize) is not divisible by \(numHeads) heads")
-        }
-        guard layerNormEps > 0, layerNormEps.isFinite else { throw bad("layer-norm eps must be > 0") }
-        if let p = projectionDim, p <= 0 { throw bad("projection width must be positive, got \(p)") }
+              positionGrid > 0 else { throw ViTError.invalidConfig("every size must be positive: \(self)") }
+        try stack.validate()
+        if let p = projectionDim, p <= 0 { throw ViTError.invalidConfig("projection width must be positive, got \(p)") }
     }
 
     /// Patch grid (rows, cols) of an image; the sides must be positive multiples of the patch size.
@@ -96,6 +93,37 @@ public struct ViTConfig: Equatable, Codable, CustomStringConvertible {
     public func tokens(height: Int, width: Int) throws -> Int {
         let g = try patchGrid(height: height, width: width)
         return 1 + g.rows * g.cols
+    }
+}
+
+extension ViTConfig: Codable {
+    enum ImageKeys: String, CodingKey {
+        case patchSize, channels, positionGrid, patchBias, preNorm, projectionDim, moduleNames
+    }
+
+    /// The stack's keys and the image's in one object (the shape this config had before the stack was split off).
+    public init(from decoder: any Decoder) throws {
+        stack = try TransformerConfig(from: decoder)
+        let c = try decoder.container(keyedBy: ImageKeys.self)
+        patchSize = try c.decode(Int.self, forKey: .patchSize)
+        channels = try c.decode(Int.self, forKey: .channels)
+        positionGrid = try c.decode(Int.self, forKey: .positionGrid)
+        patchBias = try c.decode(Bool.self, forKey: .patchBias)
+        preNorm = try c.decode(Bool.self, forKey: .preNorm)
+        projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim)
+        moduleNames = try c.decode(ModuleNames.self, forKey: .moduleNames)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try stack.encode(to: encoder)
+        var c = encoder.container(keyedBy: ImageKeys.self)
+        try c.encode(patchSize, forKey: .patchSize)
+        try c.encode(channels, forKey: .channels)
+        try c.encode(positionGrid, forKey: .positionGrid)
+        try c.encode(patchBias, forKey: .patchBias)
+        try c.encode(preNorm, forKey: .preNorm)
+        try c.encodeIfPresent(projectionDim, forKey: .projectionDim)
+        try c.encode(moduleNames, forKey: .moduleNames)
     }
 }
 

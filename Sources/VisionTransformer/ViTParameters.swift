@@ -2,7 +2,8 @@ import Tensors
 
 /// The parameter layout of a ViT under Hugging Face `Dinov2Model` names, in one fixed order, with each tensor in
 /// the shape the checkpoint stores (Linear weights [out, in], patch projection [D, C, P, P]).
-/// The same layout serves parameters, gradients and optimizer moments.
+/// The same layout serves parameters, gradients and optimizer moments. A block stack on its own (CLIP's text
+/// tower) uses the stack's part of it: the blocks and the final LayerNorm, under the same names.
 public enum ViTParameterNames {
     public static let patchWeight = "embeddings.patch_embeddings.projection.weight"
     public static let patchBias = "embeddings.patch_embeddings.projection.bias"
@@ -19,7 +20,7 @@ public enum ViTParameterNames {
 
     /// Per-block tensors: (suffix, shape, packed) in layout order. Query, key and value weights are packed
     /// back to back (and so are their biases) so the block runs them as one [3D, D] GEMM.
-    static func blockEntries(_ c: ViTConfig) -> [(String, [Int], Bool)] {
+    static func blockEntries(_ c: TransformerConfig) -> [(String, [Int], Bool)] {
         let d = c.hiddenSize, m = c.mlpSize
         let entries: [(String, [Int], Bool)] = [
             ("norm1.weight", [d], false), ("norm1.bias", [d], false),
@@ -39,21 +40,32 @@ public enum ViTParameterNames {
         return c.layerScale ? entries : entries.filter { !$0.0.hasPrefix("layer_scale") }
     }
 
-    public static func layout(_ c: ViTConfig) -> TensorLayout {
-        var l = TensorLayout()
-        let d = c.hiddenSize
-        if c.hasImageStem {
-            l.add(patchWeight, [d, c.channels, c.patchSize, c.patchSize])
-            if c.patchBias { l.add(patchBias, [d]) }
-            l.add(clsToken, [1, 1, d])
-            l.add(positions, [1, 1 + c.positionGrid * c.positionGrid, d])
-        }
-        if c.preNorm { l.add(preNormWeight, [d]); l.add(preNormBias, [d]) }
+    /// The stack's tensors in layout order: block 0 … block L−1, then the final LayerNorm.
+    static func addStack(_ c: TransformerConfig, to l: inout TensorLayout) {
         for b in 0..<c.numLayers {
             for (suffix, shape, packed) in blockEntries(c) { l.add("\(block(b)).\(suffix)", shape, packed: packed) }
         }
-        l.add(finalNormWeight, [d])
-        l.add(finalNormBias, [d])
+        l.add(finalNormWeight, [c.hiddenSize])
+        l.add(finalNormBias, [c.hiddenSize])
+    }
+
+    /// A block stack alone (CLIP's text tower): ``addStack(_:to:)``'s tensors.
+    public static func layout(_ c: TransformerConfig) -> TensorLayout {
+        var l = TensorLayout()
+        addStack(c, to: &l)
+        return l
+    }
+
+    /// A ViT: the patch projection (and its bias), class token, positions, `ln_pre`, the stack, the projection.
+    public static func layout(_ c: ViTConfig) -> TensorLayout {
+        var l = TensorLayout()
+        let d = c.hiddenSize
+        l.add(patchWeight, [d, c.channels, c.patchSize, c.patchSize])
+        if c.patchBias { l.add(patchBias, [d]) }
+        l.add(clsToken, [1, 1, d])
+        l.add(positions, [1, 1 + c.positionGrid * c.positionGrid, d])
+        if c.preNorm { l.add(preNormWeight, [d]); l.add(preNormBias, [d]) }
+        addStack(c.stack, to: &l)
         if let e = c.projectionDim { l.add(projection, [e, d]) }
         return l
     }
@@ -94,13 +106,35 @@ public struct BlockTensors {
     }
 }
 
+/// Pointer views of a block stack's tensors (parameters, or gradients in the same layout), inside a store that
+/// holds ``ViTParameterNames/addStack(_:to:)``'s tensors: the stack's own, or a whole ViT's.
+public struct TransformerTensors {
+    /// The store the pointers point into (for a ViT's stack, the whole model's).
+    public let store: TensorStore
+    public let blocks: [BlockTensors]
+    /// The final LayerNorm (DINOv2 `layernorm`, CLIP `ln_post` / `ln_final`).
+    public let normW, normB: UnsafeMutablePointer<Float>
+
+    /// A zeroed store of its own, holding the stack alone.
+    public init(config: TransformerConfig) throws {
+        self.init(store: try TensorStore(layout: ViTParameterNames.layout(config)), config: config)
+    }
+
+    public init(store: TensorStore, config: TransformerConfig) {
+        self.store = store
+        blocks = (0..<config.numLayers).map { BlockTensors(store, $0) }
+        normW = store.pointer(ViTParameterNames.finalNormWeight); normB = store.pointer(ViTParameterNames.finalNormBias)
+    }
+}
+
 /// Pointer views of a whole ViT's tensors (parameters, or gradients in the same layout); built once.
 public struct ViTTensors {
     public let store: TensorStore
-    /// The image stem; nil for a stack without one (CLIP's text tower, ``ViTConfig/hasImageStem``).
-    public let patchW, cls, positions, patchB: UnsafeMutablePointer<Float>?
-    public let blocks: [BlockTensors]
-    public let normW, normB: UnsafeMutablePointer<Float>
+    /// The image stem; `patchB` is nil without ``ViTConfig/patchBias`` (CLIP).
+    public let patchW, cls, positions: UnsafeMutablePointer<Float>
+    public let patchB: UnsafeMutablePointer<Float>?
+    /// The blocks and the final LayerNorm (pointers into ``store``).
+    public let stack: TransformerTensors
     /// CLIP's `ln_pre` and projection; nil for DINOv2.
     public let preNormW, preNormB, projection: UnsafeMutablePointer<Float>?
 
@@ -112,10 +146,9 @@ public struct ViTTensors {
         typealias N = ViTParameterNames
         self.store = store
         func optional(_ n: String) -> UnsafeMutablePointer<Float>? { store.layout.entry(n) == nil ? nil : store.pointer(n) }
-        patchW = optional(N.patchWeight); patchB = optional(N.patchBias)
-        cls = optional(N.clsToken); positions = optional(N.positions)
-        blocks = (0..<config.numLayers).map { BlockTensors(store, $0) }
-        normW = store.pointer(N.finalNormWeight); normB = store.pointer(N.finalNormBias)
+        patchW = store.pointer(N.patchWeight); patchB = optional(N.patchBias)
+        cls = store.pointer(N.clsToken); positions = store.pointer(N.positions)
+        stack = TransformerTensors(store: store, config: config.stack)
         preNormW = optional(N.preNormWeight); preNormB = optional(N.preNormBias); projection = optional(N.projection)
     }
 }

@@ -39,9 +39,9 @@ final class CLIPReferenceTests: XCTestCase {
                 let acts = try ViTActivations(config: v, batch: 3, height: 32, width: 32, training: true)
                 let out = clip.vision.forward(pixels, acts)
                 let n = acts.rows * v.hiddenSize
-                check(Array(UnsafeBufferPointer(start: acts.blocks[0].resIn, count: n)),
+                check(Array(UnsafeBufferPointer(start: acts.stack.input, count: n)),
                       try floats(want, "image_embeddings"), "\(what) image embeddings (after ln_pre)")
-                check(Array(UnsafeBufferPointer(start: acts.resOut, count: n)), try floats(want, "image_hidden_states"),
+                check(Array(UnsafeBufferPointer(start: acts.stack.resOut, count: n)), try floats(want, "image_hidden_states"),
                       "\(what) image hidden states")
                 let pooled = (0..<3).flatMap { Array(UnsafeBufferPointer(start: out + $0 * acts.tokens * 40, count: 40)) }
                 check(pooled, try floats(want, "image_pooled_pre_proj"), "\(what) ln_post(class token)")
