@@ -12,11 +12,11 @@ public struct CLIPTextConfig: Equatable, Codable, CustomStringConvertible {
     public var projectionDim: Int
 
     public init(width: Int, layers: Int, heads: Int, mlp: Int, vocabularySize: Int, contextLength: Int,
-                projectionDim: Int, activation: Activation, moduleNames: ModuleNames = .openCLIP) {
+                projectionDim: Int, activation: Activation, format: WeightFormat = .openCLIP) {
         var s = ViTConfig(hiddenSize: width, numLayers: layers, numHeads: heads, mlpSize: mlp, patchSize: 1,
                           channels: 1, positionGrid: 1, layerNormEps: 1e-5)
         s.activation = activation; s.layerScale = false; s.patchBias = false; s.causal = true
-        s.moduleNames = moduleNames
+        s.weightFormat = format
         stack = s
         self.vocabularySize = vocabularySize; self.contextLength = contextLength; self.projectionDim = projectionDim
     }
@@ -175,7 +175,7 @@ extension CLIPModel {
     /// width / 64, MLP 4 × width, context 77, vocabulary 49408. `activation` is the checkpoint's (QuickGELU for
     /// OpenAI's weights). nil for a name not listed.
     public static func shape(_ name: String, activation: Activation = .quickGELU,
-                             moduleNames: ModuleNames = .openCLIP) -> (vision: ViTConfig, text: CLIPTextConfig)? {
+                             format: WeightFormat = .openCLIP) -> (vision: ViTConfig, text: CLIPTextConfig)? {
         let shapes: [String: (width: Int, layers: Int, patch: Int, embed: Int, textWidth: Int, textHeads: Int)] = [
             "ViT-B-32": (768, 12, 32, 512, 512, 8), "ViT-B-16": (768, 12, 16, 512, 512, 8),
             "ViT-L-14": (1024, 24, 14, 768, 768, 12),
@@ -183,10 +183,10 @@ extension CLIPModel {
         guard let s = shapes[name] else { return nil }
         let vision = ViTConfig.clipVision(width: s.width, layers: s.layers, heads: s.width / 64, mlp: 4 * s.width,
                                           patch: s.patch, grid: 224 / s.patch, projection: s.embed,
-                                          activation: activation, moduleNames: moduleNames)
+                                          activation: activation, format: format)
         let text = CLIPTextConfig(width: s.textWidth, layers: 12, heads: s.textHeads, mlp: 4 * s.textWidth,
                                   vocabularySize: 49408, contextLength: 77, projectionDim: s.embed,
-                                  activation: activation, moduleNames: moduleNames)
+                                  activation: activation, format: format)
         return (vision, text)
     }
 }
