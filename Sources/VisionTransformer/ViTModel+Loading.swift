@@ -25,7 +25,8 @@ extension ViTModel {
     /// (see ``CLIPLoadOptions``), and keeps its format.
     public static func load(path: String, numHeads: Int? = nil, activation: Activation? = nil) throws -> ViTModel {
         let file = try SafeTensorsFile(path: path)
-        guard let reader = WeightReader.detect(file) else {
+        // CLIP first (under any prefix), so that this agrees with CLIPModel.isCLIP(path:) on every file.
+        guard let reader = CLIPCheckpoint.open(file, options: .init())?.reader ?? WeightReader.detect(file) else {
             throw CheckpointError(path: file.path, message: "not a ViT checkpoint: found none of "
                 + WeightFormat.probeList(WeightFormat.allCases) + "; first tensors: \(file.names.prefix(5).joined(separator: ", "))")
         }
