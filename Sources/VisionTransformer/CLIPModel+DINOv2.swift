@@ -11,7 +11,7 @@ extension ViTModel {
     /// Without `projection` it is the identity (E = D): features differ from the original's class token only by
     /// float rounding and the final normalization.
     public func clipForm(projection given: (weight: [Float], dim: Int)? = nil,
-                         moduleNames: ModuleNames = .openCLIP) throws -> ViTModel {
+                         format: WeightFormat = .openCLIP) throws -> ViTModel {
         guard config.projectionDim == nil else { throw ViTError.invalidConfig("clipForm: the model already has a projection") }
         let d = config.hiddenSize, e = given?.dim ?? d
         let projection = given?.weight ?? (0..<(d * d)).map { $0 % (d + 1) == 0 ? 1 : 0 }
@@ -20,7 +20,7 @@ extension ViTModel {
         }
         var c = config
         c.layerScale = false; c.patchBias = false; c.preNorm = false
-        c.projectionDim = e; c.moduleNames = moduleNames
+        c.projectionDim = e; c.weightFormat = format
         let out = try ViTModel(config: c)
         let src = params.store, dst = out.params.store
         for entry in dst.layout.entries where src.layout.entry(entry.name) != nil {

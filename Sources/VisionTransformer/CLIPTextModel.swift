@@ -9,15 +9,15 @@ public struct CLIPTextConfig: Equatable, Codable, CustomStringConvertible {
     /// Positions of the position embedding: the most tokens a text can have (77 for every CLIP).
     public var contextLength: Int
     public var projectionDim: Int
-    /// Whose names the tower's modules carry in the checkpoint it came from.
-    public var moduleNames: ModuleNames
+    /// The names the tower is written under (its checkpoint's: OpenCLIP or Hugging Face `CLIPModel`).
+    public var weightFormat: WeightFormat
 
     public init(width: Int, layers: Int, heads: Int, mlp: Int, vocabularySize: Int, contextLength: Int,
-                projectionDim: Int, activation: Activation, moduleNames: ModuleNames = .openCLIP) {
+                projectionDim: Int, activation: Activation, format: WeightFormat = .openCLIP) {
         stack = TransformerConfig(hiddenSize: width, numLayers: layers, numHeads: heads, mlpSize: mlp,
                                   layerNormEps: 1e-5, activation: activation, layerScale: false, causal: true)
         self.vocabularySize = vocabularySize; self.contextLength = contextLength; self.projectionDim = projectionDim
-        self.moduleNames = moduleNames
+        weightFormat = format
     }
 
     public var width: Int { stack.hiddenSize }
@@ -175,7 +175,7 @@ extension CLIPModel {
     /// width / 64, MLP 4 × width, context 77, vocabulary 49408. `activation` is the checkpoint's (QuickGELU for
     /// OpenAI's weights). nil for a name not listed.
     public static func shape(_ name: String, activation: Activation = .quickGELU,
-                             moduleNames: ModuleNames = .openCLIP) -> (vision: ViTConfig, text: CLIPTextConfig)? {
+                             format: WeightFormat = .openCLIP) -> (vision: ViTConfig, text: CLIPTextConfig)? {
         let shapes: [String: (width: Int, layers: Int, patch: Int, embed: Int, textWidth: Int, textHeads: Int)] = [
             "ViT-B-32": (768, 12, 32, 512, 512, 8), "ViT-B-16": (768, 12, 16, 512, 512, 8),
             "ViT-L-14": (1024, 24, 14, 768, 768, 12),
@@ -183,10 +183,10 @@ extension CLIPModel {
         guard let s = shapes[name] else { return nil }
         let vision = ViTConfig.clipVision(width: s.width, layers: s.layers, heads: s.width / 64, mlp: 4 * s.width,
                                           patch: s.patch, grid: 224 / s.patch, projection: s.embed,
-                                          activation: activation, moduleNames: moduleNames)
+                                          activation: activation, format: format)
         let text = CLIPTextConfig(width: s.textWidth, layers: 12, heads: s.textHeads, mlp: 4 * s.textWidth,
                                   vocabularySize: 49408, contextLength: 77, projectionDim: s.embed,
-                                  activation: activation, moduleNames: moduleNames)
+                                  activation: activation, format: format)
         return (vision, text)
     }
 }

@@ -4,41 +4,56 @@ import Tensors
 
 /// Hugging Face PEFT's on-disk form of LoRA adapters: a directory with `adapter_model.safetensors`
 /// (`base_model.model.<module>.lora_A.weight` [r, in], `...lora_B.weight` [out, r]) and `adapter_config.json`
-/// (`r`, `lora_alpha`, `use_rslora`, `target_modules`, …). Selective LoRA adds each block's gate score as
-/// `base_model.model.<module>.lora_gate` (F32 [1]) and a `selective` object (threshold, initial score) in the config.
+/// (`r`, `lora_alpha`, `use_rslora`, `target_modules`, …). Module paths are in one ``WeightFormat``'s names
+/// (``LoRATarget/modulePath(layer:format:)``). Selective LoRA adds each block's gate score as
+/// `base_model.model.<module>.lora_gate` (F32 [1]) and a `selective` object (threshold, initial score, the target
+/// kinds) in the config.
 ///
-/// A block is stored with its A and B exactly when it is active; scores are stored for every block. Loading marks
-/// the stored blocks active and gives absent ones a fresh initialisation (A random, B = 0), inactive.
+/// A block is stored with its A and B exactly when it is active, and `target_modules` lists exactly those blocks'
+/// full module paths (so PEFT injects only them); scores are stored for every block. Loading marks the stored
+/// blocks active and gives absent ones a fresh initialisation (A random, B = 0), inactive.
 extension LoRAAdapters {
     public static let keyPrefix = "base_model.model."
     public static let weightsFile = "adapter_model.safetensors"
     public static let configFile = "adapter_config.json"
 
-    public static func peftKey(_ b: Block, _ which: String) -> String { "\(keyPrefix)\(b.exportPath).lora_\(which).weight" }
-    public static func gateKey(_ b: Block) -> String { "\(keyPrefix)\(b.exportPath).lora_gate" }
+    /// `base_model.model.<module path>.lora_<which>.weight`.
+    public static func peftKey(path: String, _ which: String) -> String { "\(keyPrefix)\(path).lora_\(which).weight" }
+    /// `base_model.model.<module path>.lora_gate`.
+    public static func gateKey(path: String) -> String { "\(keyPrefix)\(path).lora_gate" }
+    public static func peftKey(_ b: Block, _ which: String) -> String { peftKey(path: b.exportPath, which) }
+    public static func gateKey(_ b: Block) -> String { gateKey(path: b.exportPath) }
 
-    /// Writes the adapter into `directory` (created if missing; both files atomically).
+    /// Writes the adapter into `directory` (created if missing; both files atomically) under `format`'s module
+    /// paths (default ``exportFormat``; a format of the model's family: DINOv2 or CLIP).
     /// `gated`: whether scores are part of the method (selective) — then every score is saved.
-    public func save(directory: String, gated: Bool, baseModel: String) throws {
+    public func save(directory: String, gated: Bool, baseModel: String, format: WeightFormat? = nil) throws {
+        let format = format ?? exportFormat
+        guard format.isCLIP == model.weightFormat.isCLIP else {
+            throw ViTError.invalidConfig("adapters of a \(model.weightFormat) model cannot be written in \(format) names")
+        }
+        let paths = try blocks.map { try $0.target.modulePath(layer: $0.layer, format: format) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var w = SafeTensorsWriter()
         for b in blocks {
             if gates.mask[b.index] {
-                try w.add(Self.peftKey(b, "A"), floats: Array(params.buffer(b.aName)), shape: [config.rank, b.inFeatures])
-                try w.add(Self.peftKey(b, "B"), floats: Array(params.buffer(b.bName)), shape: [b.outFeatures, config.rank])
+                try w.add(Self.peftKey(path: paths[b.index], "A"), floats: Array(params.buffer(b.aName)), shape: [config.rank, b.inFeatures])
+                try w.add(Self.peftKey(path: paths[b.index], "B"), floats: Array(params.buffer(b.bName)), shape: [b.outFeatures, config.rank])
             }
-            if gated { try w.add(Self.gateKey(b), floats: [gates.scores[b.index]], shape: [1]) }
+            if gated { try w.add(Self.gateKey(path: paths[b.index]), floats: [gates.scores[b.index]], shape: [1]) }
         }
         let dir = URL(fileURLWithPath: directory)
         try w.write(to: dir.appendingPathComponent(Self.weightsFile).path, metadata: ["format": "pt"])
+        let saved = blocks.filter { gates.mask[$0.index] }.map { paths[$0.index] }
         var json: [String: Any] = [
             "peft_type": "LORA", "r": config.rank, "lora_alpha": Double(config.alpha), "use_rslora": config.useRSLoRA,
-            "target_modules": config.targets.map { model.moduleNames == .dinov2 ? $0.rawValue : $0.relativePath(model.moduleNames) }, "lora_dropout": 0.0, "bias": "none",
+            "target_modules": saved, "lora_dropout": 0.0, "bias": "none",
             "fan_in_fan_out": false, "base_model_name_or_path": baseModel, "inference_mode": true,
         ]
         if gated {
             json["selective"] = ["threshold": Double(config.threshold), "initial_score": Double(config.initialScore),
-                                 "active_blocks": gates.activeCount, "total_blocks": blocks.count]
+                                 "active_blocks": gates.activeCount, "total_blocks": blocks.count,
+                                 "targets": config.targets.map(\.rawValue)]
         }
         let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
         let configURL = dir.appendingPathComponent(Self.configFile)
@@ -73,24 +88,41 @@ extension LoRAAdapters {
         }
         c.alpha = alpha
         c.useRSLoRA = (json["use_rslora"] as? Bool) ?? false
-        guard let names = json["target_modules"] as? [String], !names.isEmpty else {
-            throw fail("`target_modules` must be a non-empty list of module names")
+        guard let modules = json["target_modules"] as? [String] else {
+            throw fail("`target_modules` must be a list of module names")
         }
+        let selective = json["selective"] as? [String: Any]
+        // The kinds of Linear that carry blocks: the selective object's `targets` (every kind, active or not), else
+        // those `target_modules` names (short names such as `query`, or full module paths of active blocks).
         var targets: [LoRATarget] = []
-        for n in names {
-            guard let t = LoRATarget.parse(n) else {
-                throw fail("unknown target module `\(n)`; expected some of query, key, value, attention.output.dense, mlp.fc1, mlp.fc2")
+        let kinds = selective?["targets"] as? [String]
+        for n in kinds ?? modules {
+            guard let t = kinds == nil ? LoRATarget.parseModule(n)?.target : LoRATarget.parse(n) else {
+                throw fail("unknown target module `\(n)`; expected some of query, key, value, attention.output.dense, "
+                    + "mlp.fc1, mlp.fc2, or their module paths in \(WeightFormat.allCases.map(\.rawValue).joined(separator: ", ")) names")
             }
             if !targets.contains(t) { targets.append(t) }
         }
+        guard !targets.isEmpty else { throw fail("`target_modules` must be a non-empty list of module names") }
         c.targets = LoRATarget.allCases.filter(targets.contains)
-        let selective = json["selective"] as? [String: Any]
         if let s = selective {
             if let t = (s["threshold"] as? NSNumber)?.floatValue { c.threshold = t }
             if let i = (s["initial_score"] as? NSNumber)?.floatValue { c.initialScore = i }
         }
-        let adapters = try LoRAAdapters(model: model, config: c, seed: seed)
         let file = try SafeTensorsFile(path: dir.appendingPathComponent(weightsFile).path)
+        // The names the file uses: the format of the model's family under which most block keys are in the file
+        // (the first on a tie; the MLP's names are the same in several).
+        func matches(_ f: WeightFormat) -> Int {
+            (0..<model.numLayers).reduce(0) { n, l in
+                n + c.targets.filter { t in
+                    guard let p = try? t.modulePath(layer: l, format: f) else { return false }
+                    return file.contains(peftKey(path: p, "A")) || file.contains(gateKey(path: p))
+                }.count
+            }
+        }
+        let counts = model.weightFormat.family.map { ($0, matches($0)) }
+        let format = counts.reduce(counts[0]) { $1.1 > $0.1 ? $1 : $0 }.0
+        let adapters = try LoRAAdapters(model: model, config: c, seed: seed, exportFormat: format)
         var known = Set<String>()
         var stored = [Bool](repeating: false, count: adapters.blocks.count)
         for b in adapters.blocks {

@@ -16,12 +16,15 @@ public final class LoRAAdapters {
         public var path: String { target.modulePath(layer: layer) }
         public var aName: String { "\(path).lora_A" }
         public var bName: String { "\(path).lora_B" }
-        /// Module path in the checkpoint's own names (``ViTConfig/moduleNames``), used in exported adapters.
+        /// Module path in ``LoRAAdapters/exportFormat``'s names (the internal ``path`` where that format has none),
+        /// the key of ``LoRAAdapters/peftKey(_:_:)``.
         public let exportPath: String
     }
 
     public let model: ViTConfig
     public let config: LoRAConfig
+    /// The names the adapter was read in, or is written in by default (``save(directory:gated:baseModel:format:)``).
+    public let exportFormat: WeightFormat
     public let blocks: [Block]
     public let params: TensorStore
     /// Each block's score and gate (``Gates``).
@@ -32,11 +35,13 @@ public final class LoRAAdapters {
     public let layerBlocks: [Range<Int>]
 
     /// A (Kaiming-uniform, a = √5, i.e. U(±1/√in), as PEFT and `nn.Linear` initialise) from `seed`, B = 0,
-    /// every score at `config.initialScore`, every block active.
-    public init(model: ViTConfig, config: LoRAConfig, seed: UInt64) throws {
+    /// every score at `config.initialScore`, every block active. `exportFormat` nil: `model.weightFormat`.
+    public init(model: ViTConfig, config: LoRAConfig, seed: UInt64, exportFormat: WeightFormat? = nil) throws {
         try config.validate()
         self.model = model
         self.config = config
+        let exportFormat = exportFormat ?? model.weightFormat
+        self.exportFormat = exportFormat
         var blocks: [Block] = []
         var index = [[Int?]](repeating: [Int?](repeating: nil, count: LoRATarget.allCases.count), count: model.numLayers)
         for l in 0..<model.numLayers {
@@ -44,7 +49,7 @@ public final class LoRAAdapters {
                 let f = t.features(model)
                 index[l][t.position] = blocks.count
                 blocks.append(Block(index: blocks.count, layer: l, target: t, inFeatures: f.in, outFeatures: f.out,
-                                    exportPath: t.modulePath(layer: l, names: model.moduleNames)))
+                                    exportPath: (try? t.modulePath(layer: l, format: exportFormat)) ?? t.modulePath(layer: l)))
             }
         }
         precondition(LoRATarget.allCases.enumerated().allSatisfy { $0.offset == $0.element.position }, "LoRATarget.position")

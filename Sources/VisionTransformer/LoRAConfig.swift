@@ -1,12 +1,13 @@
-/// A Linear layer of a ViT block that can carry a LoRA block, named by its path inside the block
-/// (Hugging Face `Dinov2Layer` names, which PEFT's `target_modules` match on).
+/// A Linear layer of a ViT block that can carry a LoRA block. Raw values and ``relativePath`` are the in-memory
+/// layout's names (``ViTParameterNames``: transformers-4 `Dinov2Layer` names); files use
+/// ``modulePath(layer:format:)``.
 public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     case query, key, value
     case output = "attention.output.dense"
     case fc1 = "mlp.fc1"
     case fc2 = "mlp.fc2"
 
-    /// Path of the Linear inside `encoder.layer.L.`.
+    /// Path of the Linear inside `encoder.layer.L.` of the in-memory layout.
     public var relativePath: String {
         switch self {
         case .query, .key, .value: return "attention.attention.\(rawValue)"
@@ -16,32 +17,34 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
 
     public func modulePath(layer: Int) -> String { "\(ViTParameterNames.block(layer)).\(relativePath)" }
 
-    /// The module path in the checkpoint's own names (what PEFT keys and `target_modules` use on export).
-    /// OpenCLIP packs q, k, v into one `in_proj_weight`; their blocks are exported as `attn.q_proj`, `attn.k_proj`,
-    /// `attn.v_proj` (rows 0..<D, D..<2D, 2D..<3D of it).
-    public func modulePath(layer: Int, names: ModuleNames) -> String {
-        switch names {
-        case .dinov2: return modulePath(layer: layer)
-        case .openCLIP: return "visual.transformer.resblocks.\(layer).\(relativePath(names))"
-        case .huggingFaceCLIP: return "vision_model.encoder.layers.\(layer).\(relativePath(names))"
+    /// The module path in `format`'s names (what PEFT keys and `target_modules` use on export):
+    /// `<blocks><layer>.<module>` from the format's ``WeightNames``, e.g. `encoder.layer.3.attention.q_proj`
+    /// (transformers 5). OpenCLIP packs q, k, v into one `in_proj_weight`; their blocks are exported as
+    /// `attn.q_proj`, `attn.k_proj`, `attn.v_proj` (rows 0..<D, D..<2D, 2D..<3D of it). timm's packed `attn.qkv` has
+    /// no such names: q, k, v there are an error.
+    public func modulePath(layer: Int, format: WeightFormat) throws -> String {
+        guard let module = format.names.module(self) else {
+            throw ViTError.invalidConfig("\(format) (\(format.rawValue)) names pack q, k and v into one tensor: a LoRA "
+                + "block on `\(rawValue)` has no module there; export in transformers5 or transformers4 names")
         }
+        return "\(format.names.blocks)\(layer).\(module)"
     }
 
-    /// The module's path inside a block, in `names`.
-    public func relativePath(_ names: ModuleNames) -> String {
-        switch (names, self) {
-        case (.dinov2, _): return relativePath
-        case (.openCLIP, .query), (.openCLIP, .key), (.openCLIP, .value): return "attn.\(shortName)_proj"
-        case (.openCLIP, .output): return "attn.out_proj"
-        case (.openCLIP, .fc1): return "mlp.c_fc"
-        case (.openCLIP, .fc2): return "mlp.c_proj"
-        case (.huggingFaceCLIP, .output): return "self_attn.out_proj"
-        case (.huggingFaceCLIP, .fc1), (.huggingFaceCLIP, .fc2): return rawValue
-        case (.huggingFaceCLIP, _): return "self_attn.\(shortName)_proj"
+    /// A `target_modules` entry: a name inside a block (``parse(_:)``; layer nil), or a full module path
+    /// `…<blocks><layer>.<module>` of any ``WeightFormat`` (anything may stand before the blocks' prefix, e.g. a
+    /// wrapper's `dinov2.`).
+    public static func parseModule(_ s: String) -> (target: LoRATarget, layer: Int?)? {
+        if let t = parse(s) { return (t, nil) }
+        for f in WeightFormat.allCases {
+            let n = f.names
+            guard let r = s.range(of: n.blocks) else { continue }
+            let rest = s[r.upperBound...]
+            guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]), layer >= 0 else { continue }
+            let module = String(rest[rest.index(after: dot)...])
+            if let t = allCases.first(where: { n.module($0) == module }) { return (t, layer) }
         }
+        return nil
     }
-
-    var shortName: String { self == .query ? "q" : self == .key ? "k" : self == .value ? "v" : rawValue }
 
     /// (in, out) features of the Linear.
     public func features(_ c: ViTConfig) -> (in: Int, out: Int) {
@@ -53,15 +56,19 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     }
 
     /// Accepts PEFT-style names and common short forms: query|q|q_proj, key|k|k_proj, value|v|v_proj,
-    /// attention.output.dense|dense|output|o|proj|out_proj, mlp.fc1|fc1|c_fc, mlp.fc2|fc2|c_proj (DINOv2, timm,
+    /// attention.output.dense|dense|output|o|o_proj|proj|out_proj, mlp.fc1|fc1|c_fc, mlp.fc2|fc2|c_proj, with the
+    /// in-block prefixes of every ``WeightFormat`` (transformers 5 `attention.q_proj`, transformers 4, timm,
     /// OpenCLIP and Hugging Face CLIP names).
     public static func parse(_ s: String) -> LoRATarget? {
         switch s.lowercased() {
-        case "query", "q", "attention.attention.query", "q_proj", "attn.q_proj", "self_attn.q_proj": return .query
-        case "key", "k", "attention.attention.key", "k_proj", "attn.k_proj", "self_attn.k_proj": return .key
-        case "value", "v", "attention.attention.value", "v_proj", "attn.v_proj", "self_attn.v_proj": return .value
-        case "attention.output.dense", "output.dense", "dense", "output", "o", "proj", "attn.proj", "out_proj",
-             "attn.out_proj", "self_attn.out_proj": return .output
+        case "query", "q", "attention.attention.query", "q_proj", "attention.q_proj", "attn.q_proj", "self_attn.q_proj":
+            return .query
+        case "key", "k", "attention.attention.key", "k_proj", "attention.k_proj", "attn.k_proj", "self_attn.k_proj":
+            return .key
+        case "value", "v", "attention.attention.value", "v_proj", "attention.v_proj", "attn.v_proj", "self_attn.v_proj":
+            return .value
+        case "attention.output.dense", "output.dense", "dense", "output", "o", "o_proj", "attention.o_proj", "proj",
+             "attn.proj", "out_proj", "attn.out_proj", "self_attn.out_proj": return .output
         case "mlp.fc1", "fc1", "c_fc", "mlp.c_fc": return .fc1
         case "mlp.fc2", "fc2", "c_proj", "mlp.c_proj": return .fc2
         default: return nil

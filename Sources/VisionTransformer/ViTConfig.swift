@@ -6,7 +6,7 @@ import Tensors
 /// Defaults are DINOv2 ViT-S/14 (`facebook/dinov2-small`): width 384, 12 blocks, 6 heads of 64, MLP 1536,
 /// 14×14 patches, position embeddings for a 37×37 grid (518 px), LayerNorm eps 1e-6, exact GELU, LayerScale,
 /// a patch bias, no `ln_pre`, no projection.
-/// ``clipVision(width:layers:heads:mlp:patch:grid:projection:activation:moduleNames:)`` gives the CLIP variant.
+/// ``clipVision(width:layers:heads:mlp:patch:grid:projection:activation:format:)`` gives the CLIP variant.
 ///
 /// The stack's fields are also reachable here (``hiddenSize``, ``numLayers``, … read and write ``stack``'s).
 /// Encoded as one flat JSON object: the stack's keys next to the image's.
@@ -25,8 +25,10 @@ public struct ViTConfig: Equatable, CustomStringConvertible {
     /// CLIP's `visual.proj`: the image feature is final-norm(class token) · projᵀ of this width, normalized to unit
     /// length (what CLIP's zero-shot logits compare). nil (DINOv2): the feature is the class token itself.
     public var projectionDim: Int?
-    /// Whose module names adapters are exported under (PEFT `target_modules` match on them).
-    public var moduleNames: ModuleNames = .dinov2
+    /// The names this model's weights and adapters are written under unless a writer is given another format:
+    /// a CLIP tower keeps its checkpoint's (OpenCLIP or Hugging Face `CLIPModel`); a DINOv2 model is written in
+    /// transformers-5 `Dinov2Model` names whichever DINOv2 names it was read from.
+    public var weightFormat: WeightFormat = .transformers5
 
     public init() {}
 
@@ -42,11 +44,11 @@ public struct ViTConfig: Equatable, CustomStringConvertible {
     /// A CLIP image tower: no patch bias, `ln_pre`, no LayerScale, LayerNorm eps 1e-5, a projection.
     public static func clipVision(width: Int, layers: Int, heads: Int, mlp: Int, patch: Int, grid: Int,
                                   projection: Int, activation: Activation,
-                                  moduleNames: ModuleNames = .openCLIP) -> ViTConfig {
+                                  format: WeightFormat = .openCLIP) -> ViTConfig {
         var c = ViTConfig(hiddenSize: width, numLayers: layers, numHeads: heads, mlpSize: mlp, patchSize: patch,
                           positionGrid: grid, layerNormEps: 1e-5)
         c.activation = activation; c.layerScale = false; c.patchBias = false; c.preNorm = true
-        c.projectionDim = projection; c.moduleNames = moduleNames
+        c.projectionDim = projection; c.weightFormat = format
         return c
     }
 
@@ -98,7 +100,7 @@ public struct ViTConfig: Equatable, CustomStringConvertible {
 
 extension ViTConfig: Codable {
     enum ImageKeys: String, CodingKey {
-        case patchSize, channels, positionGrid, patchBias, preNorm, projectionDim, moduleNames
+        case patchSize, channels, positionGrid, patchBias, preNorm, projectionDim, weightFormat
     }
 
     /// The stack's keys and the image's in one object (the shape this config had before the stack was split off).
@@ -111,7 +113,7 @@ extension ViTConfig: Codable {
         patchBias = try c.decode(Bool.self, forKey: .patchBias)
         preNorm = try c.decode(Bool.self, forKey: .preNorm)
         projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim)
-        moduleNames = try c.decode(ModuleNames.self, forKey: .moduleNames)
+        weightFormat = try c.decode(WeightFormat.self, forKey: .weightFormat)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -123,19 +125,8 @@ extension ViTConfig: Codable {
         try c.encode(patchBias, forKey: .patchBias)
         try c.encode(preNorm, forKey: .preNorm)
         try c.encodeIfPresent(projectionDim, forKey: .projectionDim)
-        try c.encode(moduleNames, forKey: .moduleNames)
+        try c.encode(weightFormat, forKey: .weightFormat)
     }
-}
-
-/// Whose names a model's modules carry (for exporting adapters under the checkpoint's own module paths).
-public enum ModuleNames: String, Codable, Sendable {
-    /// Hugging Face `Dinov2Model`: `encoder.layer.N.attention.attention.query`, `mlp.fc1`, …
-    case dinov2
-    /// OpenCLIP: `visual.transformer.resblocks.N.attn.{q,k,v}_proj` (virtual: the rows of the packed
-    /// `in_proj_weight`), `attn.out_proj`, `mlp.c_fc`, `mlp.c_proj`.
-    case openCLIP = "open_clip"
-    /// Hugging Face `CLIPModel`: `vision_model.encoder.layers.N.self_attn.{q,k,v,out}_proj`, `mlp.fc1`, `mlp.fc2`.
-    case huggingFaceCLIP = "hf_clip"
 }
 
 public enum ViTError: Error, CustomStringConvertible, Equatable {

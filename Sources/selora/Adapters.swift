@@ -6,10 +6,11 @@ import VisionTransformer
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write the base weights with the adapter's active LoRA blocks merged in (W + c·B·A): DINOv2 under Hugging Face names, a CLIP checkpoint whole (both towers) in its own naming.",
+        abstract: "Write the base weights with the adapter's active LoRA blocks merged in (W + c·B·A): DINOv2 in transformers-5 Dinov2Model names (--names), a CLIP checkpoint whole (both towers) in its own names.",
         discussion: "Refuses adapters or results holding NaN or Inf; the merged model's forward equals the gated one's.")
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var names: NamesOptions
     @OptionGroup var runtime: RuntimeOptions
 
     @Option(help: "Adapter directory (adapter_model.safetensors + adapter_config.json).")
@@ -26,14 +27,15 @@ struct Merge: ParsableCommand {
             let clip = try CLIPModel.load(path: model.weights, options: CLIPLoadOptions(visionHeads: model.heads, activation: model.activation))
             let (adapters, _) = try LoRAAdapters.load(directory: adapter, model: clip.vision.config)
             try adapters.merge(into: clip.vision)
-            try clip.save(path: out, naming: CLIPNaming(clip.vision.config.moduleNames), metadata: meta)
+            try clip.save(path: out, format: try names.format(for: clip.vision.config), metadata: meta)
             log.info("merged \(adapters.activeCount) of \(adapters.blocks.count) blocks into the image tower → \(out)")
             return
         }
         let vit = try model.loadModel(log: log)
+        let format = try names.format(for: vit.config)
         let (adapters, _) = try LoRAAdapters.load(directory: adapter, model: vit.config)
         try adapters.merge(into: vit)
-        try vit.save(path: out, metadata: meta)
+        try vit.save(path: out, format: format, metadata: meta)
         log.info("merged \(adapters.activeCount) of \(adapters.blocks.count) blocks → \(out)")
     }
 }

@@ -151,8 +151,8 @@ struct ClipCompose: ParsableCommand {
     var vocab = "data/clip/bpe_simple_vocab_16e6.txt.gz"
     @Option(help: "Output checkpoint (must not exist).")
     var out = "weights/clip-dinov2-s14.safetensors"
-    @Option(help: "Names to write: open_clip or hf.")
-    var naming = "open_clip"
+    @Option(help: "Names to write: open_clip or hf_clip.")
+    var names: WeightFormat = .openCLIP
     @Option(help: "Text tower width (its heads are width / 64, at least 1).")
     var textWidth = 128
     @Option(help: "Text tower blocks.")
@@ -164,7 +164,7 @@ struct ClipCompose: ParsableCommand {
     func validate() throws {
         guard textWidth > 0, textWidth % 32 == 0 else { throw ValidationError("--text-width must be a positive multiple of 32, got \(textWidth)") }
         guard textLayers > 0 else { throw ValidationError("--text-layers must be positive, got \(textLayers)") }
-        guard CLIPNaming(rawValue: naming) != nil else { throw ValidationError("--naming `\(naming)`: expected open_clip or hf") }
+        guard names.isCLIP else { throw ValidationError("--names \(names.rawValue): expected open_clip or hf_clip") }
     }
 
     func run() throws {
@@ -217,7 +217,7 @@ struct ClipCompose: ParsableCommand {
         let clip = try CLIPModel(vision: vision, text: text, logitScale: Float(Foundation.log(100.0)))
         let check = try ZeroShot.classEmbeddings(text: text, tokenizer: tokenizer, classNames: t.names, templates: t.templates)
         let worst = zip(check, means.prefix(check.count)).map { abs($0 - $1) }.max() ?? 0
-        try clip.save(path: out, naming: CLIPNaming(rawValue: naming)!, metadata: [
+        try clip.save(path: out, format: names, metadata: [
             "composed_by": "selora clip-compose", "image_tower": model.weights,
             "aligned_on": "\(target.train.count) target + \(src.train.count) held-out training images at \(data.imageSize) px",
         ])

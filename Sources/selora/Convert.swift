@@ -3,9 +3,10 @@ import VisionTransformer
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Rewrite a ViT checkpoint (timm / DINOv2 or Hugging Face names) as Hugging Face Dinov2Model names.")
+        abstract: "Rewrite a ViT checkpoint (any names: transformers 5 or 4 Dinov2Model, timm, OpenCLIP, Hugging Face CLIPModel) in transformers-5 Dinov2Model names, or those of --names (a CLIP image tower: its own names by default).")
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var names: NamesOptions
     @OptionGroup var runtime: RuntimeOptions
 
     @Option(help: "Output safetensors (written atomically).")
@@ -15,7 +16,8 @@ struct Convert: ParsableCommand {
         let log = runtime.start("selora.convert")
         try checkOutput(out, notOneOf: [model.weights])
         let vit = try model.loadModel(log: log)
-        try vit.save(path: out, metadata: ["source": "selora convert \(model.weights)"])
+        let format = try names.format(for: vit.config)
+        try vit.save(path: out, format: format, metadata: ["source": "selora convert \(model.weights)"])
         log.info("wrote \(out)")
     }
 }

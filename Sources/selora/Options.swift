@@ -5,6 +5,27 @@ import Tensors
 import VisionTransformer
 
 extension Activation: ExpressibleByArgument {}
+extension WeightFormat: ExpressibleByArgument {}
+
+/// The names written weights and adapters use.
+struct NamesOptions: ParsableArguments {
+    @Option(help: "Names to write weights and adapters under: transformers5 (Hugging Face transformers ≥ 5 Dinov2Model; the default for DINOv2 whatever names it was read in), transformers4, timm (weights only: no adapter on query/key/value), open_clip or hf_clip (CLIP checkpoints; default: the checkpoint's own).")
+    var names: WeightFormat?
+
+    /// The format to write a model of `config` in: `--names`, else ``ViTConfig/weightFormat``. Refuses a format of
+    /// the other family (DINOv2 / CLIP), and with `targets` one that cannot name an adapter on them.
+    func format(for config: ViTConfig, adapterTargets targets: [LoRATarget] = []) throws -> WeightFormat {
+        guard let names else { return config.weightFormat }
+        guard names.isCLIP == config.weightFormat.isCLIP else {
+            throw ValidationError("--names \(names.rawValue): this model is written in "
+                + "\(config.weightFormat.family.map(\.rawValue).joined(separator: ", ")) names")
+        }
+        do {
+            for t in targets { _ = try t.modulePath(layer: 0, format: names) }
+        } catch { throw ValidationError("--names \(names.rawValue): \(error)") }
+        return names
+    }
+}
 
 /// Where the backbone comes from.
 struct ModelOptions: ParsableArguments {

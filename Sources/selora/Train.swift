@@ -31,6 +31,7 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var train: TrainOptions
     @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var names: NamesOptions
     @OptionGroup var runtime: RuntimeOptions
 
     @Option(help: "Run directory: adapter/ (PEFT adapter_model.safetensors + adapter_config.json), head.safetensors, metrics.jsonl, summary.json, checkpoints/.")
@@ -76,6 +77,7 @@ struct Train: ParsableCommand {
             if root && resume == nil { try prepareRunDirectory(out) }
             let vit = try model.loadModel(log: log)
             try data.check(model: vit.config)
+            let format = try names.format(for: vit.config, adapterTargets: config.method.usesAdapters ? config.lora.targets : [])
             var adapters: LoRAAdapters?
             if let dir = initAdapter {
                 guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective or lora") }
@@ -132,10 +134,10 @@ struct Train: ParsableCommand {
             let accuracy = try ev.accuracy(testSet, head: trainer.head, comm: comm)
             guard root else { return }
             if let a = trainer.adapters {
-                try a.save(directory: out + "/adapter", gated: config.method == .selective, baseModel: model.weights)
+                try a.save(directory: out + "/adapter", gated: config.method == .selective, baseModel: model.weights, format: format)
             }
             try trainer.head.save(path: out + "/head.safetensors")
-            if config.method == .full { try vit.save(path: out + "/model.safetensors", metadata: ["source": "selora train --method full"]) }
+            if config.method == .full { try vit.save(path: out + "/model.safetensors", format: format, metadata: ["source": "selora train --method full"]) }
             let summary: [String: Any] = [
                 "method": config.method.rawValue, "test_accuracy": accuracy, "steps": config.steps, "ranks": comm.size,
                 "active_blocks": trainer.adapters?.activeCount ?? 0, "total_blocks": trainer.adapters?.blocks.count ?? 0,

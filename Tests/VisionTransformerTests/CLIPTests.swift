@@ -33,7 +33,7 @@ final class CLIPReferenceTests: XCTestCase {
                 let v = clip.vision.config
                 XCTAssertEqual([v.hiddenSize, v.numLayers, v.mlpSize, v.patchSize, v.positionGrid, v.projectionDim],
                                [40, 2, 160, 8, 4, 24], what)
-                XCTAssertEqual(v.moduleNames, layout == "hf" ? .huggingFaceCLIP : .openCLIP)
+                XCTAssertEqual(v.weightFormat, layout == "hf" ? .huggingFaceCLIP : .openCLIP)
                 XCTAssertEqual(Double(clip.logitScale), try floats(want, "logit_scale")[0], accuracy: 1e-6)
 
                 let acts = try ViTActivations(config: v, batch: 3, height: 32, width: 32, training: true)
@@ -76,12 +76,12 @@ final class CLIPReferenceTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let original = try SafeTensorsFile(path: src)
-        for naming in [CLIPNaming.openCLIP, .huggingFace] {
+        for naming in [WeightFormat.openCLIP, .huggingFaceCLIP] {
             let path = dir.appendingPathComponent("\(naming.rawValue).safetensors").path
-            try clip.save(path: path, naming: naming)
+            try clip.save(path: path, format: naming)
             let back = try CLIPModel.load(path: path)   // heads and activation from the metadata
             var want = clip.vision.config
-            want.moduleNames = naming.moduleNames
+            want.weightFormat = naming
             XCTAssertEqual(back.vision.config, want)
             XCTAssertEqual(back.text.config.stack.numHeads, 2)
             XCTAssertEqual(back.vision.params.store.storage.toArray(), clip.vision.params.store.storage.toArray())
@@ -325,7 +325,7 @@ final class CLIPFormTests: XCTestCase {
         text.initializeRandomly(seed: 1)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("selora-clipform-\(getpid()).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try CLIPModel(vision: clipVision, text: text, logitScale: log(100)).save(path: path, naming: .openCLIP)
+        try CLIPModel(vision: clipVision, text: text, logitScale: log(100)).save(path: path, format: .openCLIP)
         let loaded = try CLIPModel.load(path: path)
         XCTAssertEqual(loaded.vision.config, clipVision.config)
         XCTAssertEqual(loaded.text.config, text.config)
@@ -346,10 +346,10 @@ final class CLIPFormTests: XCTestCase {
 /// Adapters of a CLIP image tower are exported under the checkpoint's own module names and load back.
 final class CLIPAdapterNamingTests: XCTestCase {
     func testExportNamesAndRoundTrip() throws {
-        for (names, q, fc1) in [(ModuleNames.openCLIP, "visual.transformer.resblocks.1.attn.q_proj", "visual.transformer.resblocks.0.mlp.c_fc"),
+        for (names, q, fc1) in [(WeightFormat.openCLIP, "visual.transformer.resblocks.1.attn.q_proj", "visual.transformer.resblocks.0.mlp.c_fc"),
                                 (.huggingFaceCLIP, "vision_model.encoder.layers.1.self_attn.q_proj", "vision_model.encoder.layers.0.mlp.fc1")] {
             let config = ViTConfig.clipVision(width: 8, layers: 2, heads: 2, mlp: 12, patch: 2, grid: 3, projection: 5,
-                                              activation: .quickGELU, moduleNames: names)
+                                              activation: .quickGELU, format: names)
             var lc = LoRAConfig(); lc.rank = 2
             let a = try LoRAAdapters(model: config, config: lc, seed: 3)
             for b in a.blocks { a.b(b)[0] = Float(b.index + 1) }

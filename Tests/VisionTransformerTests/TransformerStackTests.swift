@@ -37,8 +37,8 @@ final class TransformerStackTests: XCTestCase {
 
     func testViTConfigJSONIsOneFlatObject() throws {
         let json = #"{"activation":"quick_gelu","causal":false,"channels":3,"hiddenSize":40,"layerNormEps":1e-05,"#
-            + #""layerScale":false,"mlpSize":80,"moduleNames":"open_clip","numHeads":2,"numLayers":2,"#
-            + #""patchBias":false,"patchSize":4,"positionGrid":5,"preNorm":true,"projectionDim":24}"#
+            + #""layerScale":false,"mlpSize":80,"numHeads":2,"numLayers":2,"#
+            + #""patchBias":false,"patchSize":4,"positionGrid":5,"preNorm":true,"projectionDim":24,"weightFormat":"open_clip"}"#
         let config = ViTConfig.clipVision(width: 40, layers: 2, heads: 2, mlp: 80, patch: 4, grid: 5, projection: 24,
                                           activation: .quickGELU)
         let encoder = JSONEncoder()

@@ -76,6 +76,8 @@ expect_fail "out: directory missing" "$T/no/dir/x.safetensors" "does not exist" 
 expect_fail "out: same as input" "is also an input" -- "${E[@]}" --weights "$WEIGHTS" --pixels "$OUT" --out "$OUT"
 expect_fail "flag: batch size 0" "--batch-size" -- "${E[@]}" --weights "$WEIGHTS" --pixels "$PX" --out "$OUT" --batch-size 0
 expect_fail "flag: unknown log level" "--log-level" -- "$SELORA" embed --log-level loud --weights "$WEIGHTS" --pixels "$PX" --out "$OUT"
+expect_fail "names: unknown naming" "--names" "transformers5" -- "$SELORA" convert --weights "$WEIGHTS" --names hf --out "$OUT"
+expect_fail "names: CLIP names for a DINOv2 model" "--names open_clip" "transformers5" -- "$SELORA" convert --weights "$WEIGHTS" --names open_clip --out "$OUT"
 expect_fail "probe: image size not a multiple of 14" "--image-size 100" -- "$SELORA" probe --weights "$WEIGHTS" --image-size 100
 expect_fail "probe: images file missing" "--train-images $T/none.gz" -- "$SELORA" probe --weights "$WEIGHTS" --train-images "$T/none.gz"
 expect_fail "probe: more images than the file" "the files hold" -- "$SELORA" probe --weights "$WEIGHTS" --test-count 20000 --train-count 10 --image-size 14
