@@ -128,7 +128,7 @@ public struct EpochSampler: Equatable, Sendable, Codable {
     /// Replaces the contents of `out` by the global batch at `position` (``batch(at:)``), keeping its capacity:
     /// does not allocate once the position's epoch is cached if `out` is uniquely referenced and has room.
     public func batch(at position: Position, into out: inout [Int]) throws {
-        try replace(&out, position, try checkedBatchRange(position.batchIndex))
+        replace(&out, position, try checkedBatchRange(position.batchIndex))
     }
 
     /// Writes rank `rank`'s shard of the global batch at `position` (``shard(_:rank:worldSize:)`` of
@@ -145,7 +145,7 @@ public struct EpochSampler: Equatable, Sendable, Codable {
     /// capacity: does not allocate once the position's epoch is cached if `out` is uniquely referenced and has
     /// room.
     public func shard(at position: Position, rank: Int, worldSize: Int, into out: inout [Int]) throws {
-        try replace(&out, position, try checkedShardRange(position, rank: rank, worldSize: worldSize))
+        replace(&out, position, try checkedShardRange(position, rank: rank, worldSize: worldSize))
     }
 
     /// Where rank `rank`'s shard of the batch at `position` lies in its epoch's order.

@@ -106,6 +106,11 @@ expect_fail "train: --penalty negative" "--penalty" -- "${TR[@]}" --penalty -1
 expect_fail "train: unknown target module" "--targets" "mlp.fc3" -- "${TR[@]}" --targets query,mlp.fc3
 expect_fail "train: --max-active above 100" "--max-active" "0…100" -- "${TR[@]}" --max-active 150
 expect_fail "train: --max-active negative" "--max-active" -- "${TR[@]}" --max-active=-1
+expect_fail "train: --steps 0" "--steps" -- "${TR[@]}" --steps 0
+expect_fail "train: --lr 0" "--lr" "positive" -- "${TR[@]}" --lr 0
+expect_fail "train: --warmup-steps beyond --steps" "--warmup-steps" -- "${TR[@]}" --warmup-steps 1000
+expect_fail "train: empty --targets" "--targets" -- "${TR[@]}" --targets ,
+expect_fail "train: --check-every 0" "--check-every" "positive" -- "${TR[@]}" --check-every 0
 expect_fail "train: unknown method" "--method" -- "${TR[@]}" --method magic
 expect_fail "train: dataset missing" "--train-images $T/none.gz" -- "${TR[@]}" --train-images "$T/none.gz"
 expect_fail "train: IDX with wrong magic" "$T/badmagic.gz" "magic" -- "${TR[@]}" --train-images "$T/badmagic.gz"
