@@ -6,6 +6,7 @@ import PackageDescription
 //   Tensors                          — buffers + OpenBLAS + SIMD element-wise kernels (CKernels), seeded RNG
 //   Datasets                         — image sets (IDX/CSV), transforms, corruptions, epoch sampling
 //   Tokenizers                       — CLIP's byte-level BPE tokenizer (text → token ids)
+//   Images                           — image files: decoding, PIL-exact resizing, preprocessing, file lists
 //   VisionTransformer                — layers, the ViT and CLIP towers, weight loading (never imports MPI)
 //   Communication                    — rank / size / allSum over Open MPI (never imports the model)
 //   Training                         — the training loop: losses, optimizers, probes, data-parallel gradient sync;
@@ -38,6 +39,8 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], path: "Sources/Datasets"),
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Tensors"),
         .target(name: "Tokenizers", dependencies: ["CZlib"], path: "Sources/Tokenizers"),
+        // Image files: JPEG / PNG decoding (libjpeg-turbo, libspng), PIL-exact resizing, preprocessing recipes.
+        .target(name: "Images", dependencies: ["Tensors", "Datasets"], path: "Sources/Images"),
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
         .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),
