@@ -118,8 +118,11 @@ keys = list(load_file(f"{d}/adapter_model.safetensors"))
 cfg = json.load(open(f"{d}/adapter_config.json"))
 ok = keys and all(k.startswith("base_model.model.visual.transformer.resblocks.") for k in keys) \
      and any(".attn.q_proj.lora_A" in k for k in keys) and any(".mlp.c_fc." in k for k in keys) \
-     and cfg["target_modules"] == ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "mlp.c_fc", "mlp.c_proj"]
-print(f"{len(keys)} tensors, e.g. {sorted(keys)[0]}; target_modules {cfg['target_modules']}")
+     and cfg["selective"]["targets"] == ["query", "key", "value", "attention.output.dense", "mlp.fc1", "mlp.fc2"]
+saved = sorted(k[len("base_model.model."):-len(".lora_A.weight")] for k in keys if k.endswith(".lora_A.weight"))
+ok = ok and sorted(cfg["target_modules"]) == saved   # exactly the saved (active) blocks' module paths
+print(f"{len(keys)} tensors, e.g. {sorted(keys)[0]}; target_modules = the {len(saved)} saved blocks' paths, "
+      f"e.g. {cfg['target_modules'][0]}")
 sys.exit(0 if ok else 1)
 PY
 )"; then ok "CLIP adapters in OpenCLIP module names: $r"; else ko "CLIP adapter names: $r"; fi
