@@ -86,15 +86,10 @@ public final class DataParallelTrainer {
     public let comm: Communicator
     public let trainer: Trainer
     public let sync: GradientSync
-    public let data: ImageDataset
-    public let sampler: EpochSampler
-    public let transform: ImageTransform
+    /// The training images and this rank's batches of them.
+    public let data: ImageSource
+    public let loader: BatchLoader
     public let checkEvery: Int
-    let pixels: FloatBuffer
-    let transformScratch: ImageTransform.Scratch
-    /// This rank's sample indices and labels of the current step (reused every step).
-    var shard: [Int]
-    var labels: [Int32]
     /// Faults to inject (tests only).
     public var faults: TrainingFaults?
     public var nonFinitePolicy: NonFinitePolicy = .stop
@@ -104,42 +99,51 @@ public final class DataParallelTrainer {
     public var runDirectory: String?
     public var baseWeightsPath = ""
 
-    public init(comm: Communicator, model: ViTModel, data: ImageDataset, size: Int, config: TrainingConfig,
-                adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil, checkEvery: Int = 10) throws {
+    /// Trains on `data` (its images are the model's input size). `prefetch`: load step n + 1 on a background
+    /// thread during step n (``BatchLoader``) — for sources that decode files.
+    public init(comm: Communicator, model: ViTModel, data: ImageSource, config: TrainingConfig,
+                adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil, checkEvery: Int = 10,
+                prefetch: Bool = false) throws {
         guard config.batchSize % comm.size == 0 else {
             throw ConfigError("batchSize", "the global batch \(config.batchSize) must divide by the \(comm.size) ranks "
                               + "(e.g. \(max(1, config.batchSize / comm.size) * comm.size))")
         }
         guard checkEvery > 0 else { throw ConfigError("checkEvery", "the agreement check interval must be positive, got \(checkEvery)") }
+        guard data.channels == model.config.channels else {
+            throw ConfigError("data", "the images have \(data.channels) channels; the model reads \(model.config.channels)")
+        }
         self.comm = comm
         self.data = data
         self.checkEvery = checkEvery
         trainer = try Trainer(model: model, classes: data.numClasses, config: config, batch: config.batchSize / comm.size,
-                              height: size, width: size, adapters: adapters, initialHead: initialHead)
+                              height: data.height, width: data.width, adapters: adapters, initialHead: initialHead)
         sync = try GradientSync(comm: comm, tensors: trainer.trainable)
-        sampler = try EpochSampler(count: data.count, batchSize: config.batchSize, seed: config.seed)
-        transform = ImageTransform(model: trainer.model.config, size: size)
-        pixels = try FloatBuffer(count: trainer.batch * transform.floatsPerImage)
-        transformScratch = transform.scratch(for: data)
-        shard = [Int](repeating: 0, count: trainer.batch)
-        labels = [Int32](repeating: 0, count: trainer.batch)
-        try checkAgreementAtStart(size: size)
+        loader = try BatchLoader(source: data,
+                                 sampler: EpochSampler(count: data.count, batchSize: config.batchSize, seed: config.seed),
+                                 rank: comm.rank, worldSize: comm.size, totalSteps: config.steps, prefetch: prefetch)
+        try checkAgreementAtStart()
+    }
+
+    /// Trains on an in-memory gray set, resized to `size` × `size` with the model's pixel statistics.
+    public convenience init(comm: Communicator, model: ViTModel, data: ImageDataset, size: Int, config: TrainingConfig,
+                            adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil, checkEvery: Int = 10) throws {
+        try self.init(comm: comm, model: model,
+                      data: TransformedImageSet(data, transform: ImageTransform(model: model.config, size: size)),
+                      config: config, adapters: adapters, initialHead: initialHead, checkEvery: checkEvery)
     }
 
     /// Config, data and base weights must be identical on every rank.
-    func checkAgreementAtStart(size: Int) throws {
+    func checkAgreementAtStart() throws {
         var config = Fingerprint(), dataset = Fingerprint(), weights = Fingerprint()
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         config.add(Array((try? encoder.encode(trainer.config)) ?? Data()))
-        config.add("\(size) \(comm.size)")
-        dataset.add([data.count, data.height, data.width, data.numClasses])
-        dataset.add(data.labels)
-        dataset.add(data.pixels)
+        config.add("\(data.height)×\(data.width) \(comm.size)")
+        data.identify { dataset.add($0) }
         weights.add(trainer.model.params.store.storage)
         if let a = trainer.adapters { weights.add(a.params.storage); weights.add(a.gates.scores) }
         let all = try comm.allGather([config.value, dataset.value, weights.value])
-        for (i, what) in ["training configuration", "dataset (size, labels, pixels)", "base weights / initial adapter"].enumerated() {
+        for (i, what) in ["training configuration", "training data (sizes, labels, pixels or files)", "base weights / initial adapter"].enumerated() {
             let differ = all.indices.filter { all[$0][i] != all[0][i] }
             if !differ.isEmpty {
                 throw DesyncError(description: "ranks disagree on the \(what): rank(s) \(differ.map(String.init).joined(separator: ", ")) "
@@ -179,13 +183,11 @@ public final class DataParallelTrainer {
         let n = trainer.step
         faults?.willStart(step: n, rank: comm.rank, trainer: trainer)
         let t0 = Date()
-        // Load this rank's shard of the global batch.
-        try sampler.shard(at: sampler.position(ofStep: n), rank: comm.rank, worldSize: comm.size, into: &shard)
-        for (i, index) in shard.enumerated() { labels[i] = data.labels[index] }
-        transform.apply(data, indices: shard, into: pixels.base, scratch: transformScratch)
+        // This rank's shard of the global batch (prefetched during the previous step when the loader does).
+        let (pixels, labels) = try loader.batch(step: n)
         // Gates, forward, loss; the statistics and the head's gradients go out first.
         trainer.beginStep()
-        let (lossSum, correct) = trainer.forwardAndLoss(pixels: pixels.base, labels: labels)
+        let (lossSum, correct) = trainer.forwardAndLoss(pixels: pixels, labels: labels)
         sync.begin(lossSum: faults?.reportedLossSum(lossSum, step: n, rank: comm.rank) ?? lossSum,
                    correct: correct, count: labels.count)
         // Backward; each layer's bucket starts as soon as its gradients are final.
