@@ -5,6 +5,8 @@ import VisionTransformer
 
 /// Runs a (possibly adapted) backbone over an image set in inference mode, batch by batch, and hands each image's
 /// last hidden state [tokens, hidden] to the caller. LoRA blocks act as their gates say at call time.
+/// Reads any ``ImageSource`` of its size (its evaluation transform); an in-memory gray set is read through the
+/// model's ``ImageTransform`` at `size`.
 public final class Evaluator {
     public let model: ViTModel
     public let transform: ImageTransform
@@ -21,32 +23,45 @@ public final class Evaluator {
         pixels = try FloatBuffer(count: batch * transform.floatsPerImage)
     }
 
+    /// An in-memory gray set as this evaluator reads it.
+    func source(_ data: ImageDataset) -> ImageSource { TransformedImageSet(data, transform: transform) }
+
     public var tokens: Int { acts.tokens }
     public var hidden: Int { model.config.hiddenSize }
 
     /// Calls `body(index, states, feature)` for each of `indices` (default: every image) in order; `states` points
     /// at that image's [tokens, hidden] output, `feature` at its ``ViTModel/features(_:)`` [featureDim]; both are
-    /// valid only during the call.
-    public func forEachOutput(_ data: ImageDataset, indices: [Int]? = nil,
-                              _ body: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
+    /// valid only during the call. Throws what the source throws (a file that does not decode).
+    public func forEachOutput(_ data: ImageSource, indices: [Int]? = nil,
+                              _ body: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws {
+        guard data.height == acts.height, data.width == acts.width, data.channels == model.config.channels else {
+            throw ConfigError("data", "the images are \(data.channels)×\(data.height)×\(data.width); this evaluator "
+                              + "reads \(model.config.channels)×\(acts.height)×\(acts.width)")
+        }
         let all = indices ?? Array(0..<data.count)
         let b = acts.batch, per = acts.tokens * hidden, f = model.config.featureDim
         for start in stride(from: 0, to: all.count, by: b) {
             let chunk = Array(all[start..<min(start + b, all.count)])
             // A short last batch leaves stale images in the tail of `pixels`: computed and ignored.
-            transform.apply(data, indices: chunk, into: pixels.base)
+            try data.load(chunk, epoch: nil, into: pixels.base)
             let out = model.forward(pixels.base, acts, lora: lora)
             let features = model.features(acts)
             for (k, index) in chunk.enumerated() { body(index, out + k * per, features + k * f) }
         }
     }
 
+    /// ``forEachOutput(_:indices:_:)`` of an in-memory gray set.
+    public func forEachOutput(_ data: ImageDataset, indices: [Int]? = nil,
+                              _ body: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws {
+        try forEachOutput(source(data), indices: indices, body)
+    }
+
     /// [CLS ; mean of the patch tokens] per image: [count, 2·hidden] (what HF's Dinov2ForImageClassification uses).
     /// With `comm`, each rank computes a contiguous slice and the rows are assembled on every rank by a sum.
-    public func probeFeatures(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
+    public func probeFeatures(_ data: ImageSource, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
         let d = hidden, t = tokens
         var out = [Float](repeating: 0, count: data.count * 2 * d)
-        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s, _ in
+        try forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s, _ in
             let f = i * 2 * d
             for j in 0..<d { out[f + j] = s[j] }
             for p in 1..<t { for j in 0..<d { out[f + d + j] += s[p * d + j] } }
@@ -56,14 +71,22 @@ public final class Evaluator {
         return out
     }
 
+    public func probeFeatures(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
+        try probeFeatures(source(data), comm: comm)
+    }
+
     /// The head's input per image, ``ViTModel/features(_:)``: [count, featureDim] (the class token, or CLIP's
     /// normalized image embedding), sliced over ranks like ``probeFeatures(_:comm:)``.
-    public func features(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
+    public func features(_ data: ImageSource, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
         let d = model.config.featureDim
         var out = [Float](repeating: 0, count: data.count * d)
-        forEachOutput(data, indices: Self.slice(data.count, comm)) { i, _, f in for j in 0..<d { out[i * d + j] = f[j] } }
+        try forEachOutput(data, indices: Self.slice(data.count, comm)) { i, _, f in for j in 0..<d { out[i * d + j] = f[j] } }
         try comm.allSum(&out)
         return out
+    }
+
+    public func features(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
+        try features(source(data), comm: comm)
     }
 
     /// Rank r's contiguous share of 0..<count.
@@ -73,18 +96,24 @@ public final class Evaluator {
 
     /// Fraction of images the head classifies as their label; with `comm`, each rank evaluates its slice and the
     /// counts are summed over ranks.
-    public func accuracy(_ data: ImageDataset, head: ClassifierHead,
+    public func accuracy(_ data: ImageSource, head: ClassifierHead,
                          comm: Communicator = SingleProcessCommunicator()) throws -> Double {
         let mine = Self.slice(data.count, comm)
         var logits = [Float](repeating: 0, count: head.classes)
         var correct = 0.0
-        forEachOutput(data, indices: mine) { i, _, f in
+        let labels = data.labels
+        try forEachOutput(data, indices: mine) { i, _, f in
             head.forward(&logits, features: f, batch: 1)
-            if argmax(logits, count: head.classes) == Int(data.labels[i]) { correct += 1 }
+            if argmax(logits, count: head.classes) == Int(labels[i]) { correct += 1 }
         }
         var counts = [correct, Double(mine.count)]
         try comm.allSum(&counts)
         return counts[0] / max(1, counts[1])
+    }
+
+    public func accuracy(_ data: ImageDataset, head: ClassifierHead,
+                         comm: Communicator = SingleProcessCommunicator()) throws -> Double {
+        try accuracy(source(data), head: head, comm: comm)
     }
 }
 
