@@ -14,10 +14,11 @@ final class BatchLoaderTests: XCTestCase {
     }
 
     func testPrefetchGivesTheSameBatchesAsLoadingInPlace() throws {
+        // Two sources: a source is read by one thread at a time (its transform's scratch is reused).
         let s = try source()
         let sampler = try EpochSampler(count: s.count, batchSize: 4, seed: 7)
         let direct = try BatchLoader(source: s, sampler: sampler, rank: 1, worldSize: 2, totalSteps: 12, prefetch: false)
-        let ahead = try BatchLoader(source: s, sampler: sampler, rank: 1, worldSize: 2, totalSteps: 12, prefetch: true)
+        let ahead = try BatchLoader(source: try source(), sampler: sampler, rank: 1, worldSize: 2, totalSteps: 12, prefetch: true)
         let n = 2 * s.floatsPerImage
         // In order, then a jump back (a resume) and on again.
         for step in Array(0..<12) + [3, 4, 5] {
