@@ -110,22 +110,27 @@ private func clip8(_ ss: Int32) -> UInt8 { UInt8(clamping: ss >> resamplePrecisi
 private func horizontalPass(src: UnsafePointer<UInt8>, srcRowBytes: Int, columnOffset: Int, rows: Int,
                             taps: ResampleTaps, dst: UnsafeMutablePointer<UInt8>, dstRowBytes: Int) {
     let half: Int32 = 1 << (resamplePrecisionBits - 1)
+    let ksize = taps.ksize
     taps.weights.withUnsafeBufferPointer { w in
-        for r in 0..<rows {
-            let line = src + r * srcRowBytes
-            let out = dst + r * dstRowBytes
-            for o in 0..<taps.first.count {
-                let k = w.baseAddress! + o * taps.ksize
-                var p = line + (taps.first[o] - columnOffset) * 3
-                var s0 = half, s1 = half, s2 = half
-                for t in 0..<taps.count[o] {
-                    let kt = k[t]
-                    s0 &+= Int32(p[0]) &* kt
-                    s1 &+= Int32(p[1]) &* kt
-                    s2 &+= Int32(p[2]) &* kt
-                    p += 3
+        taps.first.withUnsafeBufferPointer { first in
+            taps.count.withUnsafeBufferPointer { count in
+                for r in 0..<rows {
+                    let line = src + r * srcRowBytes
+                    let out = dst + r * dstRowBytes
+                    for o in 0..<first.count {
+                        let k = w.baseAddress! + o * ksize
+                        var p = line + (first[o] - columnOffset) * 3
+                        var s0 = half, s1 = half, s2 = half
+                        for t in 0..<count[o] {
+                            let kt = k[t]
+                            s0 &+= Int32(p[0]) &* kt
+                            s1 &+= Int32(p[1]) &* kt
+                            s2 &+= Int32(p[2]) &* kt
+                            p += 3
+                        }
+                        out[o * 3] = clip8(s0); out[o * 3 + 1] = clip8(s1); out[o * 3 + 2] = clip8(s2)
+                    }
                 }
-                out[o * 3] = clip8(s0); out[o * 3 + 1] = clip8(s1); out[o * 3 + 2] = clip8(s2)
             }
         }
     }
@@ -142,8 +147,9 @@ private func verticalPass(src: UnsafePointer<UInt8>, srcRowBytes: Int, rowOffset
         for o in 0..<taps.first.count {
             acc.update(repeating: half, count: rowBytes)
             let k = w.baseAddress! + o * taps.ksize
+            let first = taps.first[o] - rowOffset
             for t in 0..<taps.count[o] {
-                let line = src + (taps.first[o] + t - rowOffset) * srcRowBytes
+                let line = src + (first + t) * srcRowBytes
                 let kt = k[t]
                 for i in 0..<rowBytes { acc[i] &+= Int32(line[i]) &* kt }
             }

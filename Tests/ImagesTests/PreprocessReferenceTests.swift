@@ -46,16 +46,25 @@ final class PreprocessReferenceTests: XCTestCase {
         XCTAssertEqual(mismatches, 0, "max |Δ| = \(worst) levels")
     }
 
-    /// `img2.dinov2.256.224.levels` / `img0.clip.33.33.pixel_values` → our recipe's floats. Differences are
-    /// reported in levels (|Δ| · std_c · 255, i.e. before normalization).
-    func testRecipesMatchHuggingFace() throws {
-        let f = try load()
+    struct RecipeStats {
         var cases = 0, values = 0, exact = 0, sum = 0.0, worst = 0.0, cropExact = 0, cropCases = 0
+        var mean: Double { sum / Double(max(values, 1)) }
+        var summary: String {
+            "\(cases) cases, \(values) values, \(exact) bit-identical, max |Δ| = \(worst) levels, mean |Δ| = \(mean) "
+                + "levels; 8-bit crops identical in \(cropExact)/\(cropCases)"
+        }
+    }
+
+    /// Runs every `<image>.<family>.<resize>.<crop>.{pixel_values|levels}` of `f` whose image passes `include`
+    /// through our recipe. Differences are measured in levels (|Δ| · std_c · 255, i.e. before normalization).
+    func compareRecipes(_ f: SafeTensorsFile, include: (String) -> Bool = { _ in true }) throws -> RecipeStats {
+        var st = RecipeStats()
         for name in f.names where name.hasSuffix(".pixel_values") || name.hasSuffix(".levels") {
             let parts = name.split(separator: ".")
             guard parts.count == 5, let resize = Int(parts[2]), let crop = Int(parts[3]) else {
                 XCTFail("unexpected name \(name)"); continue
             }
+            guard include(String(parts[0])) else { continue }
             let recipe: Recipe
             switch parts[1] {
             case "dinov2": recipe = try .dinov2(resize: resize, crop: crop)
@@ -74,9 +83,11 @@ final class PreprocessReferenceTests: XCTestCase {
                 for c in 0..<3 {
                     for i in 0..<plane where ours.pixels[i * 3 + c] != levels[c * plane + i] { same = false }
                 }
-                cropCases += 1; if same { cropExact += 1 }
+                st.cropCases += 1; if same { st.cropExact += 1 }
                 for c in 0..<3 {
-                    for i in 0..<plane { want[c * plane + i] = recipe.normalization.table[c * 256 + Int(levels[c * plane + i])] }
+                    for i in 0..<plane {
+                        want[c * plane + i] = recipe.normalization.table[c * 256 + Int(levels[c * plane + i])]
+                    }
                 }
             } else {
                 want = try f.floats(name, expectShape: [3, crop, crop])
@@ -87,19 +98,41 @@ final class PreprocessReferenceTests: XCTestCase {
                 let toLevels = Double(recipe.normalization.std[c]) * 255
                 for i in 0..<plane {
                     let d = abs(Double(got[c * plane + i]) - Double(want[c * plane + i])) * toLevels
-                    if got[c * plane + i] == want[c * plane + i] { exact += 1 }
-                    sum += d; worst = max(worst, d)
+                    if got[c * plane + i] == want[c * plane + i] { st.exact += 1 }
+                    st.sum += d; st.worst = max(st.worst, d)
                 }
             }
-            values += n; cases += 1
+            st.values += n; st.cases += 1
         }
-        let mean = sum / Double(max(values, 1))
-        print("recipes vs HF: \(cases) cases, \(values) values, \(exact) bit-identical, max |Δ| = \(worst) levels, "
-              + "mean |Δ| = \(mean) levels; 8-bit crops identical in \(cropExact)/\(cropCases)")
-        XCTAssertGreaterThanOrEqual(cases, 30)
-        XCTAssertLessThanOrEqual(worst, 2, "max |Δ| in levels (1/255)")
-        XCTAssertLessThanOrEqual(mean, 0.5, "mean |Δ| in levels (1/255)")
-        XCTAssertEqual(cropExact, cropCases)
+        return st
+    }
+
+    /// `img2.dinov2.256.224.levels` / `img0.clip.33.33.pixel_values` → our recipe's floats.
+    func testRecipesMatchHuggingFace() throws {
+        let st = try compareRecipes(try load())
+        print("recipes vs HF: " + st.summary)
+        XCTAssertGreaterThanOrEqual(st.cases, 30)
+        XCTAssertLessThanOrEqual(st.worst, 2, "max |Δ| in levels (1/255)")
+        XCTAssertLessThanOrEqual(st.mean, 0.5, "mean |Δ| in levels (1/255)")
+        XCTAssertEqual(st.cropExact, st.cropCases)
+    }
+
+    /// Image files run through `tools/make_image_reference.py --images DIR --out F`, with F given in the
+    /// environment as PREPROCESS_REF_FILES. The images are PIL's decoded `fileN` tensors (a decoder test can swap in
+    /// its own). Files with transparency (`fileN.alpha` in the metadata) are left out and counted: transformers 5.x
+    /// composites them onto white, `convert("RGB")` (our RGBImage) drops alpha.
+    func testImageFilesMatchHuggingFace() throws {
+        guard let path = ProcessInfo.processInfo.environment["PREPROCESS_REF_FILES"] else {
+            throw XCTSkip("set PREPROCESS_REF_FILES to a file written by make_image_reference.py --images")
+        }
+        let f = try SafeTensorsFile(path: path)
+        let alpha = Set(f.metadata.keys.filter { $0.hasSuffix(".alpha") }.map { String($0.dropLast(6)) })
+        let st = try compareRecipes(f) { !alpha.contains($0) }
+        print("files vs HF (\(alpha.count) with alpha left out: \(alpha.sorted().map { f.metadata[$0] ?? $0 })): "
+              + st.summary)
+        XCTAssertGreaterThan(st.cases, 0)
+        XCTAssertLessThanOrEqual(st.worst, 2, "max |Δ| in levels (1/255)")
+        XCTAssertLessThanOrEqual(st.mean, 0.5, "mean |Δ| in levels (1/255)")
     }
 
     /// Crop-then-resize through `from:` equals resizing a copied crop (the crop's borders clamp the kernel).
