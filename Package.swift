@@ -62,6 +62,7 @@ let package = Package(
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels", "TestHelpers"], path: "Tests/KernelsTests"),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "SafeTensors", "Tensors"], path: "Tests/ImagesTests"),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers", "VisionTransformer", "SafeTensors", "Tensors",
                                                         "Datasets", "Communication"], path: "Tests/TrainingTests"),
