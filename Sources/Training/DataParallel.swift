@@ -58,6 +58,10 @@ public struct ParallelStepStats: Sendable {
     public var activeMask: [Bool]
     /// The update was skipped (non-finite loss or gradient, `--nonfinite skip`).
     public var skipped = false
+    /// Milliseconds the loader spent producing this rank's batch (on its own thread when prefetching), and the part
+    /// of it the step waited for.
+    public var loadMilliseconds = 0.0
+    public var loadExposedMilliseconds = 0.0
 
     /// The metrics-log record (JSON has no NaN: non-finite numbers are written as null).
     public var record: [String: Any] {
@@ -65,7 +69,7 @@ public struct ParallelStepStats: Sendable {
         return ["step": step, "loss": num(loss), "accuracy": num(accuracy), "lr": Double(lr), "active_blocks": activeBlocks,
          "grad_norm": num(gradNorm), "bytes_reduced": bytesReduced, "compute_ms": computeMilliseconds,
          "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": String(activeMask.map { $0 ? "1" : "0" }),
-         "skipped": skipped]
+         "skipped": skipped, "load_ms": loadMilliseconds, "load_exposed_ms": loadExposedMilliseconds]
     }
 }
 
@@ -212,7 +216,9 @@ public final class DataParallelTrainer {
                                  activeBlocks: activeBlocks, gradNorm: norm,
                                  bytesReduced: sync.bytesReduced, computeMilliseconds: 1000 * (total - sync.commSeconds),
                                  commMilliseconds: 1000 * sync.commSeconds,
-                                 exposedCommMilliseconds: 1000 * sync.exposedSeconds, activeMask: mask, skipped: skipped)
+                                 exposedCommMilliseconds: 1000 * sync.exposedSeconds, activeMask: mask, skipped: skipped,
+                                 loadMilliseconds: 1000 * loader.loadSeconds,
+                                 loadExposedMilliseconds: 1000 * loader.exposedSeconds)
     }
 
     /// Rank 0 writes a checkpoint of the state after `trainer.step` steps; the other ranks wait for it, so a
