@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Tensors"),
         .target(name: "Tokenizers", dependencies: ["CZlib"], path: "Sources/Tokenizers"),
         // Image files: JPEG / PNG decoding (libjpeg-turbo, libspng), PIL-exact resizing, preprocessing recipes.
-        .target(name: "Images", dependencies: ["Tensors", "Datasets"], path: "Sources/Images"),
+        .target(name: "Images", dependencies: ["Tensors", "Datasets", "SafeTensors"], path: "Sources/Images"),
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
         .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),
@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], path: "Tests/SafeTensorsTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Tensors", "CKernels", "TestHelpers"], path: "Tests/KernelsTests"),
-        .testTarget(name: "ImagesTests", dependencies: ["Images", "SafeTensors", "Tensors"], path: "Tests/ImagesTests"),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Datasets", "SafeTensors", "Tensors"], path: "Tests/ImagesTests"),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "SafeTensors"], path: "Tests/DatasetsTests"),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestHelpers", "VisionTransformer", "SafeTensors", "Tensors",
                                                         "Datasets", "Communication"], path: "Tests/TrainingTests"),

@@ -199,6 +199,16 @@ def main():
         write("clip-tokenizer", f"text-{i}", text.encode())
     write("clip-tokenizer", "invalid-utf8", b"caf\xe9 \xff\xfe na\xc3")
 
+    # image-manifest: [options][manifest]; options bit 0 JSONL, bit 1 classes ["cat", "dog", "a b"]; the scratch
+    # directory holds a.png, b.png, sub/c.png (Fuzz/image-manifest.swift).
+    write("image-manifest", "csv", b"\x00path,label\na.png,cat\nsub/c.png,dog\n")
+    write("image-manifest", "csv-bom-crlf-quotes-classes",
+          b"\x02\xef\xbb\xbfid,\"label\",path\r\n1,\"a b\",\"a.png\"\r\n\r\n2,dog,\"sub/c.png\"\r\n3,cat,b.png")
+    write("image-manifest", "csv-duplicate", b"\x00path,label\na.png,x\n./a.png,y\n")
+    write("image-manifest", "jsonl", b'\x01{"path": "a.png", "label": "cat"}\n\n{"label": "\\u00e9", "path": "sub/c.png"}\n')
+    write("image-manifest", "jsonl-classes-crlf",
+          b'\x03\xef\xbb\xbf{"path":"b.png","label":"dog","x":[1,2.5e3,{"y":null}]}\r\n{"path":"a.png","label":"a b"}')
+
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {sum(len(fs) for _, _, fs in os.walk(ROOT))} seed files, {total} bytes, under {ROOT}")
 

@@ -4,7 +4,9 @@
 /// (an `NSNumber` can be both), (2) duplicate object keys are reported rather than silently collapsed,
 /// (3) errors carry the byte offset, and (4) nesting depth is bounded, so a hostile header cannot
 /// overflow the stack.
-enum JSONValue {
+///
+/// Public for the other file readers of the package (the JSONL image manifests of `Images`).
+public enum JSONValue: Sendable {
     case object([(key: String, value: JSONValue)])
     case array([JSONValue])
     case string(String)
@@ -16,7 +18,7 @@ enum JSONValue {
     case null
 
     /// A short name of the JSON type, used in error messages ("an integer", "a string", ...).
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .object: return "an object"
         case .array: return "an array"
@@ -29,25 +31,28 @@ enum JSONValue {
     }
 }
 
-struct JSONParseError: Error, Equatable {
+public struct JSONParseError: Error, Equatable, Sendable {
     /// Byte offset into the parsed text.
-    var offset: Int
-    var message: String
+    public var offset: Int
+    public var message: String
     /// Set when the error is a duplicate key (so the caller can report it as such).
-    var duplicateKey: String?
+    public var duplicateKey: String?
 }
 
-struct JSONParser {
-    static let maxDepth = 128
+public struct JSONParser {
+    public static let maxDepth = 128
 
     private let bytes: [UInt8]
     private var pos = 0
+    /// What the text is called in "unexpected end of …" messages.
+    private let inputName: String
 
-    private init(_ bytes: [UInt8]) { self.bytes = bytes }
+    private init(_ bytes: [UInt8], inputName: String) { self.bytes = bytes; self.inputName = inputName }
 
-    /// Parses exactly one JSON value; only JSON whitespace (space, tab, LF, CR) may surround it.
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
-        var parser = JSONParser(bytes)
+    /// Parses exactly one JSON value; only JSON whitespace (space, tab, LF, CR) may surround it. `bytes` must be
+    /// valid UTF-8 (the caller checks). `inputName` names the text in "unexpected end of <inputName>" messages.
+    public static func parse(_ bytes: [UInt8], inputName: String = "header") throws -> JSONValue {
+        var parser = JSONParser(bytes, inputName: inputName)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -62,7 +67,7 @@ struct JSONParser {
     }
 
     private func describeCurrent() -> String {
-        guard pos < bytes.count else { return "end of header" }
+        guard pos < bytes.count else { return "end of \(inputName)" }
         let b = bytes[pos]
         if b >= 0x21 && b < 0x7f { return "character '\(Character(Unicode.Scalar(b)))'" }
         return "byte 0x" + String(b, radix: 16)
@@ -89,7 +94,7 @@ struct JSONParser {
     }
 
     private mutating func parseValue(depth: Int) throws -> JSONValue {
-        guard pos < bytes.count else { throw error("unexpected end of header; expected a JSON value") }
+        guard pos < bytes.count else { throw error("unexpected end of \(inputName); expected a JSON value") }
         switch bytes[pos] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
@@ -128,7 +133,7 @@ struct JSONParser {
             let value = try parseValue(depth: depth)
             members.append((key, value))
             skipWhitespace()
-            guard pos < bytes.count else { throw error("unexpected end of header; expected ',' or '}'") }
+            guard pos < bytes.count else { throw error("unexpected end of \(inputName); expected ',' or '}'") }
             if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
             if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(members) }
             throw error("unexpected \(describeCurrent()); expected ',' or '}'")
@@ -145,7 +150,7 @@ struct JSONParser {
             skipWhitespace()
             items.append(try parseValue(depth: depth))
             skipWhitespace()
-            guard pos < bytes.count else { throw error("unexpected end of header; expected ',' or ']'") }
+            guard pos < bytes.count else { throw error("unexpected end of \(inputName); expected ',' or ']'") }
             if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
             if bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(items) }
             throw error("unexpected \(describeCurrent()); expected ',' or ']'")
@@ -153,7 +158,7 @@ struct JSONParser {
     }
 
     private mutating func parseHex4() throws -> UInt32 {
-        guard pos + 4 <= bytes.count else { throw error("unexpected end of header in \\u escape") }
+        guard pos + 4 <= bytes.count else { throw error("unexpected end of \(inputName) in \\u escape") }
         var v: UInt32 = 0
         for _ in 0..<4 {
             let b = bytes[pos]
