@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "selora",
             dependencies: [
-                "VisionTransformer", "Tensors", "SafeTensors", "Datasets", "Communication", "Training", "Tokenizers",
+                "VisionTransformer", "Tensors", "SafeTensors", "Datasets", "Communication", "Training", "Tokenizers", "Images",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

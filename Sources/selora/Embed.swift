@@ -9,15 +9,17 @@ struct Embed: ParsableCommand {
         abstract: "Run the backbone on pixel tensors and write its last hidden state (after the final LayerNorm).",
         discussion: """
         Input: safetensors with key `pixel_values`, F32 [N, 3, H, W], already normalized; H and W multiples of the \
-        patch size. Output: safetensors with key `last_hidden_state`, F32 [N, 1 + (H/P)(W/P), hidden] — the same \
+        patch size — or image files (--images), preprocessed as `selora pixels` does with the model's recipe. Output: safetensors with key `last_hidden_state`, F32 [N, 1 + (H/P)(W/P), hidden] — the same \
         tensor as Hugging Face `Dinov2Model(...).last_hidden_state`.
         """)
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
 
-    @Option(help: "Input safetensors holding `pixel_values` F32 [N, 3, H, W].")
-    var pixels: String
+    @Option(help: "Input safetensors holding `pixel_values` F32 [N, 3, H, W] (or image files with --images).")
+    var pixels: String?
+
+    @OptionGroup var inputs: ImageInputs
 
     @Option(help: "Output safetensors (written atomically).")
     var out: String
@@ -27,24 +29,35 @@ struct Embed: ParsableCommand {
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
+        guard (pixels == nil) != inputs.images.isEmpty else {
+            throw ValidationError("give either --pixels F.safetensors or --images …, not both")
+        }
     }
 
     func run() throws {
         let log = runtime.start("selora.embed")
-        try checkOutput(out, notOneOf: [pixels, model.weights])
+        let files = pixels == nil ? try inputs.list().paths : []
+        try checkOutput(out, notOneOf: (pixels.map { [$0] } ?? files) + [model.weights])
         let vit = try model.loadModel(log: log)
         let c = vit.config
-        let file = try SafeTensorsFile(path: pixels)
-        let info = try file.info("pixel_values")
-        guard info.shape.count == 4, info.shape[1] == c.channels, info.shape[0] > 0 else {
-            throw ValidationError("--pixels \(pixels): `pixel_values` has shape \(info.shape); expected [N, \(c.channels), H, W] with N > 0")
+        let (px, n, h, w): ([Float], Int, Int, Int)
+        if let pixels {
+            let file = try SafeTensorsFile(path: pixels)
+            let info = try file.info("pixel_values")
+            guard info.shape.count == 4, info.shape[1] == c.channels, info.shape[0] > 0 else {
+                throw ValidationError("--pixels \(pixels): `pixel_values` has shape \(info.shape); expected [N, \(c.channels), H, W] with N > 0")
+            }
+            (n, h, w) = (info.shape[0], info.shape[2], info.shape[3])
+            px = try file.floats("pixel_values")
+            guard px.allSatisfy({ $0.isFinite }) else {
+                throw ValidationError("--pixels \(pixels): `pixel_values` contains NaN or Inf")
+            }
+        } else {
+            let recipe = try inputs.makeRecipe(inputs.recipe ?? (c.projectionDim != nil ? .clip : .dinov2))
+            px = try inputs.pixels(files, recipe: recipe)
+            (n, h, w) = (files.count, recipe.crop, recipe.crop)
         }
-        let (n, h, w) = (info.shape[0], info.shape[2], info.shape[3])
         _ = try c.patchGrid(height: h, width: w)
-        let px = try file.floats("pixel_values")
-        guard px.allSatisfy({ $0.isFinite }) else {
-            throw ValidationError("--pixels \(pixels): `pixel_values` contains NaN or Inf")
-        }
         let b = min(batchSize, n)
         let acts = try ViTActivations(config: c, batch: b, height: h, width: w, training: false)
         let perImageIn = c.channels * h * w, perImageOut = acts.tokens * c.hiddenSize

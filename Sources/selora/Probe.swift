@@ -5,55 +5,6 @@ import Tensors
 import Training
 import VisionTransformer
 
-/// Image-set options shared by commands that read a labelled image set (IDX files, optionally gzipped).
-struct DataOptions: ParsableArguments {
-    static let fashion = "/usr/share/datasets/fashion-mnist"
-
-    @Option(help: "Training images (IDX, .gz allowed). Default: Fashion-MNIST from Debian's dataset-fashion-mnist.")
-    var trainImages = "\(fashion)/train-images-idx3-ubyte.gz"
-    @Option(help: "Training labels (IDX).")
-    var trainLabels = "\(fashion)/train-labels-idx1-ubyte.gz"
-    @Option(help: "Test images (IDX).")
-    var testImages = "\(fashion)/t10k-images-idx3-ubyte.gz"
-    @Option(help: "Test labels (IDX).")
-    var testLabels = "\(fashion)/t10k-labels-idx1-ubyte.gz"
-    @Option(help: "Use the first N training images.")
-    var trainCount = 1000
-    @Option(help: "Use the first N test images.")
-    var testCount = 500
-    @Option(help: "Model input side in pixels (a multiple of the model's patch size: 14 for DINOv2 ViT-S/14).")
-    var imageSize = 224
-
-    func validate() throws {
-        guard trainCount > 0 else { throw ValidationError("--train-count must be positive, got \(trainCount)") }
-        guard testCount > 0 else { throw ValidationError("--test-count must be positive, got \(testCount)") }
-        guard imageSize > 0 else { throw ValidationError("--image-size must be positive, got \(imageSize)") }
-    }
-
-    /// The image size against the loaded model's patch size (the model is known only after parsing).
-    func check(model c: ViTConfig) throws {
-        guard imageSize % c.patchSize == 0 else {
-            let p = c.patchSize
-            throw ValidationError("--image-size \(imageSize): expected a positive multiple of the model's patch size \(p) "
-                + "(e.g. \(4 * p), \(8 * p), \(16 * p))")
-        }
-    }
-
-    func load() throws -> (train: ImageDataset, test: ImageDataset) {
-        for (flag, path) in [("--train-images", trainImages), ("--train-labels", trainLabels),
-                             ("--test-images", testImages), ("--test-labels", testLabels)]
-        where !FileManager.default.fileExists(atPath: path) {
-            throw ValidationError("\(flag) \(path): no such file (launch/setup installs Debian's dataset-fashion-mnist)")
-        }
-        let train = try ImageDataset.loadIDX(images: trainImages, labels: trainLabels, limit: trainCount)
-        let test = try ImageDataset.loadIDX(images: testImages, labels: testLabels, limit: testCount)
-        guard train.count == trainCount, test.count == testCount else {
-            throw ValidationError("asked for \(trainCount) training and \(testCount) test images; the files hold \(train.count) and \(test.count)")
-        }
-        return (train, test)
-    }
-}
-
 struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Linear probe: fit a classifier on frozen backbone features (CLS token + mean patch token) and report test accuracy, next to the same probe on raw pixels.")

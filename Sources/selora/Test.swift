@@ -1,5 +1,6 @@
 import ArgumentParser
 import Datasets
+import Communication
 import Foundation
 import Training
 import VisionTransformer
@@ -25,14 +26,18 @@ struct Test: ParsableCommand {
         try data.check(model: vit.config)
         let adapters = try adapter.map { try LoRAAdapters.load(directory: $0, model: vit.config).0 }
         let h = try ClassifierHead.load(path: head, hidden: vit.config.featureDim)
-        let (_, testSet) = try data.load()
+        let testSet = try data.sources(model: vit.config, seed: 0, comm: SingleProcessCommunicator(), log: log).test
         guard h.classes == testSet.numClasses else {
             throw ValidationError("--head \(head) has \(h.classes) classes; the test set has \(testSet.numClasses)")
         }
         let ev = try Evaluator(model: vit, adapters: adapters, size: data.imageSize, batch: 32)
         let clean = try ev.accuracy(testSet, head: h)
-        let ood = try ev.accuracy(try ImageCorruption(seed: oodSeed).apply(testSet), head: h)
-        print(String(format: "test accuracy %.1f%%, corrupted %.1f%% (%d images at %d px; active blocks %d/%d)",
-                     100 * clean, 100 * ood, testSet.count, data.imageSize, adapters?.activeCount ?? 0, adapters?.blocks.count ?? 0))
+        // The corrupted copy is made of in-memory gray sets only (IDX / CSV).
+        let ood = try (testSet as? TransformedImageSet).map {
+            try ev.accuracy(try ImageCorruption(seed: oodSeed).apply($0.data), head: h)
+        }
+        print(String(format: "test accuracy %.1f%%, corrupted %@ (%d images at %d px; active blocks %d/%d)",
+                     100 * clean, ood.map { String(format: "%.1f%%", 100 * $0) } ?? "n/a (image files)", testSet.count,
+                     data.imageSize, adapters?.activeCount ?? 0, adapters?.blocks.count ?? 0))
     }
 }

@@ -88,7 +88,8 @@ struct Train: ParsableCommand {
                 }
                 adapters = a
             }
-            let (trainSet, testSet) = try data.load()
+            let sets = try data.sources(model: vit.config, seed: config.seed, comm: comm, log: log)
+            let (trainSet, testSet) = (sets.train, sets.test)
             try checkBatch(config.batchSize, fits: trainSet.count)
             var runConfig = config
             if let a = adapters { runConfig.lora = a.config }
@@ -96,8 +97,8 @@ struct Train: ParsableCommand {
             if let head, head.classes != trainSet.numClasses {
                 throw ValidationError("--init-head \(initHead ?? ""): \(head.classes) classes; the training data has \(trainSet.numClasses)")
             }
-            let dp = try DataParallelTrainer(comm: comm, model: vit, data: trainSet, size: data.imageSize, config: runConfig,
-                                             adapters: adapters, initialHead: head, checkEvery: parallel.checkEvery)
+            let dp = try DataParallelTrainer(comm: comm, model: vit, data: trainSet, config: runConfig, adapters: adapters,
+                                             initialHead: head, checkEvery: parallel.checkEvery, prefetch: sets.prefetch)
             parallel.apply(to: dp)
             dp.runDirectory = out
             dp.checkpointEvery = checkpointEvery
@@ -125,7 +126,8 @@ struct Train: ParsableCommand {
                 try metrics?.write(s.record)
                 if s.step % logEvery == 0 || s.step == config.steps - 1 {
                     let eta = Date().timeIntervalSince(t0) / Double(s.step + 1 - firstStep) * Double(config.steps - s.step - 1)
-                    log.info("step \(s.step + 1)/\(config.steps) loss \(String(format: "%.4f", s.loss)) lr \(String(format: "%.2e", s.lr)) active \(s.activeBlocks) reduced \(s.bytesReduced) B ETA \(Int(eta)) s")
+                    let loader = s.loadMilliseconds > 0 ? Double(dp.trainer.batch) / s.loadMilliseconds * 1000 : 0
+                    log.info("step \(s.step + 1)/\(config.steps) loss \(String(format: "%.4f", s.loss)) lr \(String(format: "%.2e", s.lr)) active \(s.activeBlocks) reduced \(s.bytesReduced) B; step \(String(format: "%.1f", Double(dp.trainer.batch) / max(1e-9, s.computeMilliseconds + s.commMilliseconds) * 1000)) img/s, loader \(String(format: "%.0f", loader)) img/s (waited \(String(format: "%.0f", s.loadExposedMilliseconds)) ms); ETA \(Int(eta)) s")
                 }
             }
             try parallel.dumpState(dp)
@@ -142,6 +144,7 @@ struct Train: ParsableCommand {
                 "method": config.method.rawValue, "test_accuracy": accuracy, "steps": config.steps, "ranks": comm.size,
                 "active_blocks": trainer.adapters?.activeCount ?? 0, "total_blocks": trainer.adapters?.blocks.count ?? 0,
                 "trainable_parameters": trainer.trainableParameterCount, "seconds": Date().timeIntervalSince(t0),
+                "skipped_images": sets.skipped,
             ]
             let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
             try json.write(to: URL(fileURLWithPath: out + "/summary.json"), options: .atomic)

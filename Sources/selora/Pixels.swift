@@ -1,0 +1,127 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Images
+import SafeTensors
+
+/// Image files named on the command line: one ImageFolder directory (labels from its class folders), one plain
+/// directory of images, one CSV / JSONL manifest, or a list of files — always in sorted path order for folders and
+/// file lists (byte order, as Python sorts), manifest order for manifests.
+struct ImageInputs: ParsableArguments {
+    @Option(parsing: .upToNextOption, help: "Images: an ImageFolder directory (ROOT/<class>/<image>), a directory of images, a .csv / .jsonl manifest, or image files.")
+    var images: [String] = []
+
+    @Option(help: "Preprocessing: dinov2 (Hugging Face BitImageProcessor: shorter side → --resize-size, bicubic, center crop, ImageNet statistics) or clip (CLIPImageProcessor: CLIP's statistics). Default: the model's (embed), dinov2 (pixels).")
+    var recipe: RecipeName?
+
+    @Option(help: "Center crop side (the model's input side).")
+    var imageSize = 224
+
+    @Option(help: "Shorter side after the resize. Default: --image-size × 256/224 for dinov2, --image-size for clip.")
+    var resizeSize: Int?
+
+    @Flag(help: "Apply the EXIF orientation (PIL's exif_transpose); default ignored, as Hugging Face's processors do.")
+    var exifOrientation = false
+
+    enum RecipeName: String, ExpressibleByArgument, CaseIterable { case dinov2, clip }
+
+    func validate() throws {
+        guard imageSize > 0 else { throw ValidationError("--image-size must be positive, got \(imageSize)") }
+        if let r = resizeSize, r < imageSize { throw ValidationError("--resize-size \(r) must be at least --image-size \(imageSize)") }
+    }
+
+    func makeRecipe(_ name: RecipeName) throws -> Recipe {
+        do {
+            switch name {
+            case .dinov2: return try .dinov2(resize: resizeSize ?? Int((Double(imageSize) * 256 / 224).rounded()), crop: imageSize)
+            case .clip: return try .clip(resize: resizeSize ?? imageSize, crop: imageSize)
+            }
+        } catch let e as PreprocessingError { throw ValidationError("--image-size / --resize-size: \(e)") }
+    }
+
+    /// The files (absolute or as given), their labels and class names when the input has them.
+    func list() throws -> (paths: [String], labels: [Int32]?, classes: [String]?) {
+        guard !images.isEmpty else { throw ValidationError("--images: name a directory, a manifest or image files") }
+        let fm = FileManager.default
+        if images.count == 1 {
+            let path = images[0]
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDir) else { throw ValidationError("--images \(path): no such file or directory") }
+            let lower = path.lowercased()
+            if !isDir.boolValue, lower.hasSuffix(".csv") || lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") {
+                let l = try ImageFileList.manifest(at: path)
+                return (l.paths.indices.map { l.path(at: $0) }, l.labels, l.classNames)
+            }
+            if isDir.boolValue {
+                let entries = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+                let hasClassFolders = entries.contains { e in
+                    var d: ObjCBool = false
+                    return !e.hasPrefix(".") && fm.fileExists(atPath: path + "/" + e, isDirectory: &d) && d.boolValue
+                }
+                if hasClassFolders {
+                    let l = try ImageFileList.imageFolder(root: path)
+                    return (l.paths.indices.map { l.path(at: $0) }, l.labels, l.classNames)
+                }
+                let files = entries.filter { e in
+                    !e.hasPrefix(".") && ImageFileList.imageExtensions.contains { e.lowercased().hasSuffix($0) }
+                }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+                guard !files.isEmpty else { throw ValidationError("--images \(path): no image files (\(ImageFileList.imageExtensions.joined(separator: " ")))") }
+                return (files.map { path + "/" + $0 }, nil, nil)
+            }
+        }
+        for p in images where !fm.fileExists(atPath: p) { throw ValidationError("--images \(p): no such file") }
+        return (images.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }, nil, nil)
+    }
+
+    /// pixel_values [N, 3, crop, crop] of `paths` under `recipe` (decoding in parallel).
+    func pixels(_ paths: [String], recipe: Recipe) throws -> [Float] {
+        let per = recipe.floatsPerImage
+        var out = [Float](repeating: 0, count: paths.count * per)
+        var errors = [Error?](repeating: nil, count: paths.count)
+        let options = ImageDecodeOptions(applyEXIFOrientation: exifOrientation)
+        out.withUnsafeMutableBufferPointer { o in
+            errors.withUnsafeMutableBufferPointer { e in
+                let base = o.baseAddress!, errs = e.baseAddress!
+                DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+                    do { recipe.apply(try RGBImage.decode(path: paths[i], options: options), into: base + i * per) } catch {
+                        errs[i] = error
+                    }
+                }
+            }
+        }
+        if let e = errors.lazy.compactMap({ $0 }).first { throw e }
+        return out
+    }
+}
+
+struct Pixels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decode and preprocess image files as the model's Hugging Face image processor does; write `pixel_values` F32 [N, 3, H, W] (and `labels`) to safetensors.",
+        discussion: """
+        Decoding is PIL's Image.open(f).convert("RGB") (alpha dropped, palette expanded, gray replicated); the \
+        dinov2 recipe is BitImageProcessor's (resize the shorter side with PIL bicubic, center crop, rescale 1/255, \
+        ImageNet mean/std), the clip recipe CLIPImageProcessor's. Metadata `paths` lists the files in order (JSON).
+        """)
+
+    @OptionGroup var inputs: ImageInputs
+    @Option(help: "Output safetensors (written atomically).")
+    var out: String
+
+    func run() throws {
+        let (paths, labels, classes) = try inputs.list()
+        try checkOutput(out, notOneOf: paths)
+        let recipe = try inputs.makeRecipe(inputs.recipe ?? .dinov2)
+        let t0 = Date()
+        let px = try inputs.pixels(paths, recipe: recipe)
+        var w = SafeTensorsWriter()
+        try w.add("pixel_values", floats: px, shape: [paths.count, 3, recipe.crop, recipe.crop])
+        if let labels { try w.add("labels", int64s: labels.map(Int64.init), shape: [labels.count]) }
+        var meta = ["format": "pt", "source": "selora pixels", "recipe": "\(recipe)"]
+        meta["paths"] = String(decoding: try JSONSerialization.data(withJSONObject: paths), as: UTF8.self)
+        if let classes { meta["classes"] = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self) }
+        try w.write(to: out, metadata: meta)
+        let s = Date().timeIntervalSince(t0)
+        print(String(format: "%d image(s) → %@ [%d, 3, %d, %d] (%@) in %.2f s, %.0f images/s", paths.count, out, paths.count,
+                     recipe.crop, recipe.crop, "\(recipe)", s, Double(paths.count) / max(s, 1e-9)))
+    }
+}
