@@ -199,6 +199,17 @@ def main():
         write("clip-tokenizer", f"text-{i}", text.encode())
     write("clip-tokenizer", "invalid-utf8", b"caf\xe9 \xff\xfe na\xc3")
 
+    # jpeg, png: [options][file], the files of Tests/Fixtures/images (tools/make_image_fixtures.py), good and broken;
+    # options bit 0 (apply the EXIF orientation) set for the ones that carry one.
+    images = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "Fixtures", "images")
+    for name in sorted(os.listdir(images)):
+        target = "jpeg" if name.endswith(".jpg") else "png" if name.endswith(".png") else None
+        if target is None:
+            continue
+        with open(os.path.join(images, name), "rb") as f:
+            data = f.read()
+        write(target, os.path.splitext(name)[0], bytes([1 if ("exif" in name or "xmp" in name) else 0]) + data)
+
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {sum(len(fs) for _, _, fs in os.walk(ROOT))} seed files, {total} bytes, under {ROOT}")
 
