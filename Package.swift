@@ -30,6 +30,10 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CSPNG", path: "Sources/CSPNG", pkgConfig: "spng",
+                       providers: [.apt(["libspng-dev"])]),
         // Vectorized element-wise kernels (GELU, softmax, LayerNorm) over SLEEF, with runtime CPU dispatch.
         .target(name: "CKernels", path: "Sources/CKernels",
                 cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])],
@@ -40,7 +44,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Tensors"),
         .target(name: "Tokenizers", dependencies: ["CZlib"], path: "Sources/Tokenizers"),
         // Image files: JPEG / PNG decoding (libjpeg-turbo, libspng), PIL-exact resizing, preprocessing recipes.
-        .target(name: "Images", dependencies: ["Tensors", "Datasets", "SafeTensors"], path: "Sources/Images"),
+        .target(name: "Images", dependencies: ["Tensors", "Datasets", "SafeTensors", "CTurboJPEG", "CSPNG"], path: "Sources/Images"),
         .target(name: "VisionTransformer", dependencies: ["Tensors", "SafeTensors"],
                 path: "Sources/VisionTransformer"),
         .target(name: "Communication", dependencies: ["CMPI"], path: "Sources/Communication"),

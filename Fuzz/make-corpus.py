@@ -208,6 +208,16 @@ def main():
     write("image-manifest", "jsonl", b'\x01{"path": "a.png", "label": "cat"}\n\n{"label": "\\u00e9", "path": "sub/c.png"}\n')
     write("image-manifest", "jsonl-classes-crlf",
           b'\x03\xef\xbb\xbf{"path":"b.png","label":"dog","x":[1,2.5e3,{"y":null}]}\r\n{"path":"a.png","label":"a b"}')
+    # jpeg, png: [options][file], the files of Tests/Fixtures/images (tools/make_image_fixtures.py), good and broken;
+    # options bit 0 (apply the EXIF orientation) set for the ones that carry one.
+    images = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "Fixtures", "images")
+    for name in sorted(os.listdir(images)):
+        target = "jpeg" if name.endswith(".jpg") else "png" if name.endswith(".png") else None
+        if target is None:
+            continue
+        with open(os.path.join(images, name), "rb") as f:
+            data = f.read()
+        write(target, os.path.splitext(name)[0], bytes([1 if ("exif" in name or "xmp" in name) else 0]) + data)
 
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {sum(len(fs) for _, _, fs in os.walk(ROOT))} seed files, {total} bytes, under {ROOT}")
