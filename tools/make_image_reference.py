@@ -135,7 +135,7 @@ def make_synthetic(path):
     print(f"{path}: {len(tensors)} tensors, {os.path.getsize(path) / 1e6:.2f} MB")
 
 
-def make_from_files(directory, path):
+def make_from_files(directory, path, recipes=DEFAULT_RECIPES):
     files = []
     for root, _, names in os.walk(directory):
         for n in names:
@@ -154,7 +154,7 @@ def make_from_files(directory, path):
         if "A" in im.getbands() or im.info.get("transparency") is not None:
             meta[key + ".alpha"] = "1"
         tensors[key] = np.asarray(im.convert("RGB"))
-        for fam, r, c in DEFAULT_RECIPES:
+        for fam, r, c in recipes:
             put_processed(tensors, key, fam, r, c, im, compact=True)
         i += 1
     meta["count"] = str(i)
@@ -167,9 +167,13 @@ def main():
     ap.add_argument("--images", help="directory of image files (default: synthetic images)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures",
                                                   "preprocess_ref.safetensors"))
+    ap.add_argument("--recipes", default="dinov2:256:224,clip:224:224",
+                    help="with --images: family:resize:crop,… (the committed file-level fixture uses small crops: "
+                         "dinov2:32:28,clip:28:28,dinov2:20:14)")
     args = ap.parse_args()
     if args.images:
-        make_from_files(args.images, args.out)
+        recipes = [(f, int(r), int(c)) for f, r, c in (x.split(":") for x in args.recipes.split(","))]
+        make_from_files(args.images, args.out, recipes)
     else:
         make_synthetic(args.out)
 

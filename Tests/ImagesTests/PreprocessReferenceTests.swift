@@ -57,7 +57,9 @@ final class PreprocessReferenceTests: XCTestCase {
 
     /// Runs every `<image>.<family>.<resize>.<crop>.{pixel_values|levels}` of `f` whose image passes `include`
     /// through our recipe. Differences are measured in levels (|Δ| · std_c · 255, i.e. before normalization).
-    func compareRecipes(_ f: SafeTensorsFile, include: (String) -> Bool = { _ in true }) throws -> RecipeStats {
+    /// `source` gives the image a key names (default: the fixture's stored tensor of that name).
+    func compareRecipes(_ f: SafeTensorsFile, include: (String) -> Bool = { _ in true },
+                        source: ((String) throws -> RGBImage)? = nil) throws -> RecipeStats {
         var st = RecipeStats()
         for name in f.names where name.hasSuffix(".pixel_values") || name.hasSuffix(".levels") {
             let parts = name.split(separator: ".")
@@ -71,7 +73,7 @@ final class PreprocessReferenceTests: XCTestCase {
             case "clip": recipe = try .clip(resize: resize, crop: crop)
             default: XCTFail("unknown family in \(name)"); continue
             }
-            let source = try image(f, String(parts[0]))
+            let source = try source?(String(parts[0])) ?? image(f, String(parts[0]))
             let n = recipe.floatsPerImage, plane = crop * crop
             var want = [Float](repeating: 0, count: n)
             if parts[4] == "levels" {
@@ -131,6 +133,27 @@ final class PreprocessReferenceTests: XCTestCase {
         print("files vs HF (\(alpha.count) with alpha left out: \(alpha.sorted().map { f.metadata[$0] ?? $0 })): "
               + st.summary)
         XCTAssertGreaterThan(st.cases, 0)
+        XCTAssertLessThanOrEqual(st.worst, 2, "max |Δ| in levels (1/255)")
+        XCTAssertLessThanOrEqual(st.mean, 0.5, "mean |Δ| in levels (1/255)")
+    }
+
+    /// End to end, as `selora pixels` runs: the fixture FILES of Tests/Fixtures/images (JPEG 4:2:0 / 4:2:2 / 4:4:4,
+    /// progressive, gray, CMYK, EXIF; PNG gray 1–16 bit, RGB, 16-bit RGB, palette, interlaced; odd sizes, portrait
+    /// and landscape) decoded by our decoder and preprocessed by our recipes, against PIL + transformers 5.23's
+    /// processors on the same files (tools/make_image_reference.py --images Tests/Fixtures/images --recipes
+    /// dinov2:32:28,clip:28:28,dinov2:20:14 → Tests/Fixtures/images_hf_reference.safetensors). Files with
+    /// transparency are left out and counted: transformers 5 composites them onto white, we drop alpha as
+    /// PIL's `convert("RGB")` and torchvision's loader do.
+    func testDecodedFilesMatchHuggingFace() throws {
+        let f = try SafeTensorsFile(path: Self.root.appendingPathComponent("Tests/Fixtures/images_hf_reference.safetensors").path)
+        let alpha = Set(f.metadata.keys.filter { $0.hasSuffix(".alpha") }.map { String($0.dropLast(6)) })
+        let dir = Self.root.appendingPathComponent("Tests/Fixtures/images").path
+        let st = try compareRecipes(f, include: { !alpha.contains($0) }) { key in
+            guard let rel = f.metadata[key] else { throw ImageFileError(path: key, .empty) }
+            return try RGBImage.decode(path: dir + "/" + rel)
+        }
+        print("decoded files vs HF (\(alpha.count) with alpha left out): " + st.summary)
+        XCTAssertGreaterThanOrEqual(st.cases, 3 * 20)
         XCTAssertLessThanOrEqual(st.worst, 2, "max |Δ| in levels (1/255)")
         XCTAssertLessThanOrEqual(st.mean, 0.5, "mean |Δ| in levels (1/255)")
     }
