@@ -178,6 +178,47 @@ else fail=$((fail + 1)); echo "FAIL clip-compose + text-embed"; fi
 expect_fail "train: --init-head for another class count" "--init-head $T/zs.safetensors" "3 classes" "has 10" -- "${TR[@]}" --init-head "$T/zs.safetensors"
 expect_fail "train: --init-head of another width" "$G/head.safetensors" "expected [classes ≥ 2, 24]" -- "$SELORA" train --weights "$CF" --heads 2 --out "$T/runh" --image-size 32 --steps 2 --batch-size 4 --train-count 20 --test-count 8 --init-head "$G/head.safetensors"
 
+# Image files (--train-data / --test-data, selora pixels): a small ImageFolder of the decoder's fixtures.
+IMG="$REPO/Tests/Fixtures/images"
+mkimgs() {  # mkimgs DIR: two classes of three good images each
+    mkdir -p "$1/cat" "$1/dog"
+    cp "$IMG"/jpeg_rgb_420_37x23.jpg "$IMG"/png_rgb8_portrait_19x33.png "$IMG"/jpeg_progressive_45x31.jpg "$1/cat/"
+    cp "$IMG"/png_gray8_30x20.png "$IMG"/jpeg_cmyk_33x21.jpg "$IMG"/png_palette_27x15.png "$1/dog/"
+}
+mkimgs "$T/ftrain"; mkimgs "$T/ftest"
+FT=("$SELORA" train --weights "$WEIGHTS" --image-size 28 --steps 1 --batch-size 2 --train-data "$T/ftrain" --test-data "$T/ftest" --log-level error)
+cp "$IMG/broken_truncated_half.jpg" "$T/ftrain/dog/z_truncated.jpg"
+expect_fail "train: a truncated JPEG in the training folder" "$T/ftrain/dog/z_truncated.jpg" "truncated" -- "${FT[@]}" --out "$T/frun1" --steps 3
+if "${FT[@]}" --out "$T/frun2" --steps 3 --skip-bad-images --log-level warning 2>"$T/stderr" >/dev/null \
+   && grep -q "z_truncated.jpg" "$T/stderr" && grep -q '"skipped_images" : 1' "$T/frun2/summary.json"; then
+    pass=$((pass + 1)); echo "PASS train --skip-bad-images: a warning naming the file, skipped_images 1 in summary.json"
+else fail=$((fail + 1)); echo "FAIL train --skip-bad-images"; sed 's/^/    /' "$T/stderr" | head -5; fi
+rm "$T/ftrain/dog/z_truncated.jpg"
+cp "$IMG/broken_text.jpg" "$T/ftrain/cat/notanimage.jpg"
+expect_fail "train: a text file named .jpg" "$T/ftrain/cat/notanimage.jpg" -- "${FT[@]}" --out "$T/frun3" --steps 3
+rm "$T/ftrain/cat/notanimage.jpg"; cp "$IMG/broken_zero_bytes.jpg" "$T/ftrain/cat/empty.jpg"
+expect_fail "train: a zero-byte image" "$T/ftrain/cat/empty.jpg" -- "${FT[@]}" --out "$T/frun4" --steps 3
+rm "$T/ftrain/cat/empty.jpg"
+mkdir -p "$T/ftrain/emu"
+expect_fail "train: an empty class folder" "$T/ftrain/emu" -- "${FT[@]}" --out "$T/frun5"
+rmdir "$T/ftrain/emu"; mkdir -p "$T/ftest2" && mkimgs "$T/ftest2" && mv "$T/ftest2/dog" "$T/ftest2/wolf"
+expect_fail "train: test classes differ from the training classes" "wolf" "dog" -- "${FT[@]}" --out "$T/frun6" --test-data "$T/ftest2"
+printf 'path,label\ncat/jpeg_rgb_420_37x23.jpg,cat\ncat/missing.png,cat\n' > "$T/ftrain/m.csv"
+expect_fail "train: a manifest row naming a missing file" "$T/ftrain/m.csv" "missing.png" -- "${FT[@]}" --out "$T/frun7" --train-data "$T/ftrain/m.csv"
+expect_fail "train: --train-data without --test-data" "--test-data" -- "$SELORA" train --train-data "$T/ftrain" --out "$T/frun8"
+expect_fail "pixels: a truncated PNG" "broken_truncated.png" "truncated" -- "$SELORA" pixels --images "$IMG/broken_truncated.png" --out "$OUT"
+expect_fail "pixels: no such directory" "$T/nodir" -- "$SELORA" pixels --images "$T/nodir" --out "$OUT"
+if "$SELORA" pixels --images "$T/ftest" --out "$T/px.safetensors" >/dev/null 2>"$T/stderr" && "$PY" - "$T/px.safetensors" <<'PY'
+import sys, json
+from safetensors import safe_open
+with safe_open(sys.argv[1], "numpy") as f:
+    px, lab, meta = f.get_tensor("pixel_values"), f.get_tensor("labels"), f.metadata()
+ok = px.shape == (6, 3, 224, 224) and list(lab) == [0, 0, 0, 1, 1, 1] and json.loads(meta["classes"]) == ["cat", "dog"]
+sys.exit(0 if ok else 1)
+PY
+then pass=$((pass + 1)); echo "PASS pixels on an ImageFolder: pixel_values [6, 3, 224, 224], labels and classes"
+else fail=$((fail + 1)); echo "FAIL pixels on an ImageFolder"; sed 's/^/    /' "$T/stderr" | head -5; fi
+
 # A good run for contrast: it must succeed and write the output.
 if "${E[@]}" --weights "$WEIGHTS" --pixels "$PX" --out "$T/good.safetensors" 2>"$T/stderr" && [[ -s "$T/good.safetensors" ]]; then
     pass=$((pass + 1)); echo "PASS embed on good input writes its output"
