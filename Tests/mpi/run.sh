@@ -11,6 +11,7 @@
 #   6. CLIP: a CLIP-shaped checkpoint (selora clip-compose, OpenCLIP names) fine-tuned on 2 ranks equals 1 rank and
 #      exports adapters under OpenCLIP module names; clip-eval on 2 ranks reports zero-shot retention beside target
 #      accuracy and active blocks, with the selective all-reduce carrying less than LoRA's.
+#   7. Image files (ImageFolder of JPEG / PNG, augmented, prefetched): 2 ranks = 1 rank.
 # Usage: Tests/mpi/run.sh  (run by launch/test after the release build)
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -145,6 +146,19 @@ sys.exit(0 if ok else 1)
 PY
 )"; then ok "clip-eval on 2 ranks: $r"; else ko "clip-eval report: $r"; fi
 else ko "clip-eval on 2 ranks"; tail -5 "$T/clip-eval.err"; fi
+
+# 7. Image files: an ImageFolder of JPEG / PNG fixtures, RandomResizedCrop + flip drawn from (seed, epoch, image) and
+#    prefetched on the loader thread: 2 ranks = 1 rank, as with the in-memory sets.
+IMG="$REPO/Tests/Fixtures/images"
+mkdir -p "$T/img/a" "$T/img/b"
+cp "$IMG"/jpeg_rgb_4*_37x23.jpg "$IMG"/jpeg_progressive_45x31.jpg "$IMG"/jpeg_exif*_30x18.jpg "$T/img/a/"
+cp "$IMG"/png_gray*.png "$IMG"/png_palette_27x15.png "$IMG"/png_rgb*.png "$IMG"/jpeg_cmyk_33x21.jpg "$T/img/b/"
+IJOB=("${JOB[@]}" --train-data "$T/img" --test-data "$T/img")
+if OPENBLAS_NUM_THREADS=1 timeout 300 "$REPO/.build/release/selora" "${IJOB[@]}" --out "$T/img-one" >/dev/null 2>"$T/img-one.err" \
+   && timeout 300 "$REPO/launch/train" -np 2 -- "${IJOB[@]}" --out "$T/img-two" >/dev/null 2>"$T/img-two.err"; then
+    if r="$(compare "$T/img-one" "$T/img-two")"; then ok "image files (augmented, prefetched): 2 ranks = 1 rank: $r"
+    else ko "image files 2 ranks vs 1 rank: $r"; fi
+else ko "image-file runs"; tail -3 "$T/img-one.err" "$T/img-two.err"; fi
 
 echo "mpi: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
