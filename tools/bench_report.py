@@ -162,8 +162,7 @@ def main():
         first = recs[0]
         frac = max(exposed) / max(step_ms, 1e-9)
         summary["loader_exposed_fraction"] = frac
-        out_md.append("## Data loading: ELPV photos (300×300 PNG) at 224 px, global batch 32, 2 ranks
-")
+        out_md.append("## Data loading: ELPV photos (300×300 PNG) at 224 px, global batch 32, 2 ranks\n")
         out_md.append("| | per rank (16 images) |")
         out_md.append("|---|---|")
         out_md.append(f"| training step (median, steps 2…) | {step_ms:.0f} ms |")

@@ -72,7 +72,7 @@ struct Bench: ParsableCommand {
 
         let model: ViTModel
         if let weights {
-            model = try ModelOptions(weights: weights, heads: nil).loadModel(log: log)
+            model = try ModelOptions.loadModel(weights: weights, log: log)
         } else {
             model = try ViTModel(config: shape.flatMap { CLIPModel.shape($0)?.vision } ?? .dinov2Small)
             var state: UInt32 = 1

@@ -17,7 +17,7 @@ struct Info: ParsableCommand {
         print("OpenBLAS threads:   \(BLASInfo.numThreads)")
         print("element-wise ISA:   \(Kernels.isa)")
         if let weights {
-            let model = try ModelOptions(weights: weights, heads: nil).loadModel(log: log)
+            let model = try ModelOptions.loadModel(weights: weights, log: log)
             print("model:              \(model.config)")
             print("parameters:         \(model.params.store.layout.parameterCount)")
         }

@@ -43,6 +43,13 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadModel(log: Logger) throws -> ViTModel {
+        try Self.loadModel(weights: weights, heads: heads, activation: activation, log: log)
+    }
+
+    /// The backbone of `weights` (what `--weights` / `--heads` / `--activation` load). Commands that take a
+    /// weights path of their own call this, never a hand-made `ModelOptions`: a ParsableArguments value that was not
+    /// parsed traps when its unparsed options are read.
+    static func loadModel(weights: String, heads: Int? = nil, activation: Activation? = nil, log: Logger) throws -> ViTModel {
         guard FileManager.default.fileExists(atPath: weights) else {
             throw ValidationError("--weights \(weights): no such file (run launch/fetch-weights to create the default one)")
         }

@@ -113,6 +113,7 @@ struct Pixels: ParsableCommand {
         let recipe = try inputs.makeRecipe(inputs.recipe ?? .dinov2)
         let t0 = Date()
         let px = try inputs.pixels(paths, recipe: recipe)
+        let s = Date().timeIntervalSince(t0)   // decode + preprocess (the write below is not timed)
         var w = SafeTensorsWriter()
         try w.add("pixel_values", floats: px, shape: [paths.count, 3, recipe.crop, recipe.crop])
         if let labels { try w.add("labels", int64s: labels.map(Int64.init), shape: [labels.count]) }
@@ -120,8 +121,7 @@ struct Pixels: ParsableCommand {
         meta["paths"] = String(decoding: try JSONSerialization.data(withJSONObject: paths), as: UTF8.self)
         if let classes { meta["classes"] = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self) }
         try w.write(to: out, metadata: meta)
-        let s = Date().timeIntervalSince(t0)
-        print(String(format: "%d image(s) → %@ [%d, 3, %d, %d] (%@) in %.2f s, %.0f images/s", paths.count, out, paths.count,
+        print(String(format: "%d image(s) → %@ [%d, 3, %d, %d] (%@): decoded and preprocessed in %.2f s, %.0f images/s", paths.count, out, paths.count,
                      recipe.crop, recipe.crop, "\(recipe)", s, Double(paths.count) / max(s, 1e-9)))
     }
 }
