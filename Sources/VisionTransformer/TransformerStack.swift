@@ -73,10 +73,13 @@ public final class TransformerStack {
     /// filled by `forward` on the same input (and `lora`).
     /// `afterBlock(l)` runs as soon as block l's parameter gradients are final (blocks finish last to first), so
     /// a caller can start communicating them while the earlier blocks are still being differentiated.
+    /// `through`: the lowest block to differentiate (blocks below it get no gradient and cost nothing — settled
+    /// selective LoRA, whose lowest active block is higher up); the returned gradient is then that block's input's.
     @discardableResult
     public func backward(_ dOut: UnsafePointer<Float>, _ acts: TransformerActivations,
-                         grads: TransformerTensors? = nil, lora: LoRARun? = nil,
+                         grads: TransformerTensors? = nil, lora: LoRARun? = nil, through lowest: Int = 0,
                          afterBlock: ((Int) -> Void)? = nil) -> UnsafeMutablePointer<Float> {
+        precondition((0..<config.numLayers).contains(lowest), "TransformerStack.backward: no block \(lowest)")
         guard let s = acts.scratch else {
             preconditionFailure("TransformerStack.backward: activations were built with training: false")
         }
@@ -84,7 +87,7 @@ public final class TransformerStack {
         Kernels.layerNormBackward(s.dRes, dgamma: grads?.normW, dbeta: grads?.normB, dOut, acts.resOut,
                                   mean: acts.outMean, rstd: acts.outRstd, gamma: p.normW, rows: n, cols: d,
                                   scratch: s.lnScratch)
-        for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
+        for l in stride(from: c.numLayers - 1, through: lowest, by: -1) {
             blockBackward(l, acts.blocks[l], p.blocks[l], grads?.blocks[l], acts, s, lora)
             afterBlock?(l)
         }

@@ -106,14 +106,19 @@ public final class ViTModel {
     /// given. Needs `acts` built with `training: true` and filled by `forward` on the same input (and `lora`).
     /// `afterBlock(l)` runs as soon as block l's parameter gradients are final (blocks finish last to first), so
     /// a caller can start communicating them while the earlier blocks are still being differentiated.
+    /// `through` > 0 stops at that block (``TransformerStack/backward(_:_:grads:lora:through:afterBlock:)``): nothing
+    /// below it, stem included, is differentiated — for adapters only (no `grads`, no `dPixels`).
     public func backward(_ dOut: UnsafePointer<Float>, _ acts: ViTActivations, grads: ViTTensors? = nil,
-                         lora: LoRARun? = nil, dPixels: UnsafeMutablePointer<Float>? = nil,
+                         lora: LoRARun? = nil, dPixels: UnsafeMutablePointer<Float>? = nil, through lowest: Int = 0,
                          afterBlock: ((Int) -> Void)? = nil) {
         guard let s = acts.scratch, let ss = acts.stack.scratch else {
             preconditionFailure("ViTModel.backward: activations were built with training: false")
         }
+        precondition(lowest == 0 || (grads == nil && dPixels == nil),
+                     "ViTModel.backward: a truncated backward has no weight or pixel gradients")
         let d = config.hiddenSize, n = acts.rows, p = params
-        let dEmb = stack.backward(dOut, acts.stack, grads: grads?.stack, lora: lora, afterBlock: afterBlock)
+        let dEmb = stack.backward(dOut, acts.stack, grads: grads?.stack, lora: lora, through: lowest, afterBlock: afterBlock)
+        guard lowest == 0 else { return }
         // dEmb holds the gradient w.r.t. block 0's input; back through CLIP's ln_pre to the embeddings.
         if let emb = acts.embeddings, let mean = acts.embMean, let rstd = acts.embRstd, let w = p.preNormW {
             Kernels.layerNormBackward(dEmb, dgamma: grads?.preNormW, dbeta: grads?.preNormB, dEmb, emb,
