@@ -127,7 +127,11 @@ extension Trainer {
             "weights_fingerprint": initialWeightsFingerprint,
             "adam.steps": trainable.steps.map(String.init).joined(separator: ","),
         ]
-        if let g = gates { meta["active"] = g.maskText }
+        if let g = gates {
+            meta["active"] = g.maskText
+            meta["gates.settled_step"] = g.settledStep.map(String.init) ?? "none"
+            meta["gates.stable_steps"] = String(g.stableSteps)
+        }
         return meta
     }
 
@@ -140,11 +144,18 @@ extension Trainer {
             throw fail("`adam.steps` must list \(n) step counts in 0…\(step)")
         }
         var mask: [Bool]?
+        var settling: (step: Int?, stable: Int) = (nil, 0)
         if let g = gates, config.method == .selective {
             guard let text = metadata["active"], text.count == g.count, text.allSatisfy({ $0 == "0" || $0 == "1" }) else {
                 throw fail("`active` must be \(g.count) characters of 0 and 1")
             }
             mask = text.map { $0 == "1" }
+            let settled = metadata["gates.settled_step"] ?? "none"
+            guard let stable = Int(metadata["gates.stable_steps"] ?? ""), stable >= 0, stable <= step,
+                  settled == "none" || (Int(settled).map { $0 >= 0 && $0 <= step } ?? false) else {
+                throw fail("`gates.settled_step` must be a step in 0…\(step) or none, `gates.stable_steps` a count in 0…\(step)")
+            }
+            settling = (Int(settled), stable)
         }
         // Sizes were checked against the table by the caller; nothing is written before every check passed.
         guard let params = tensors["params"], let m = tensors["adam.m"], let v = tensors["adam.v"] else {
@@ -158,7 +169,10 @@ extension Trainer {
         _ = trainable.m.buffer.update(fromContentsOf: m)
         _ = trainable.v.buffer.update(fromContentsOf: v)
         trainable.steps = steps
-        if let mask { gates?.set(mask) }
+        if let mask {
+            gates?.set(mask)
+            gates?.restoreSettling(settledStep: settling.step, stableSteps: settling.stable)
+        }
         self.step = step
     }
 }

@@ -62,6 +62,8 @@ public struct ParallelStepStats: Sendable {
     /// of it the step waited for.
     public var loadMilliseconds = 0.0
     public var loadExposedMilliseconds = 0.0
+    /// The gates had settled in this step (mask and scores frozen; see ``Gates/settledStep``).
+    public var settled = false
 
     /// The metrics-log record (JSON has no NaN: non-finite numbers are written as null).
     public var record: [String: Any] {
@@ -69,7 +71,8 @@ public struct ParallelStepStats: Sendable {
         return ["step": step, "loss": num(loss), "accuracy": num(accuracy), "lr": Double(lr), "active_blocks": activeBlocks,
          "grad_norm": num(gradNorm), "bytes_reduced": bytesReduced, "compute_ms": computeMilliseconds,
          "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": String(activeMask.map { $0 ? "1" : "0" }),
-         "skipped": skipped, "load_ms": loadMilliseconds, "load_exposed_ms": loadExposedMilliseconds]
+         "skipped": skipped, "load_ms": loadMilliseconds, "load_exposed_ms": loadExposedMilliseconds,
+         "settled": settled]
     }
 }
 
@@ -218,7 +221,8 @@ public final class DataParallelTrainer {
                                  commMilliseconds: 1000 * sync.commSeconds,
                                  exposedCommMilliseconds: 1000 * sync.exposedSeconds, activeMask: mask, skipped: skipped,
                                  loadMilliseconds: 1000 * loader.loadSeconds,
-                                 loadExposedMilliseconds: 1000 * loader.exposedSeconds)
+                                 loadExposedMilliseconds: 1000 * loader.exposedSeconds,
+                                 settled: trainer.gates?.settled ?? false)
     }
 
     /// Rank 0 writes a checkpoint of the state after `trainer.step` steps; the other ranks wait for it, so a

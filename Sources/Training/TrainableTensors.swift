@@ -123,11 +123,12 @@ public final class TrainableTensors {
     public var stemBucket: Range<Int> { buckets[layers + 1] }
 
     /// Whether the tensor trains in the current step: always, unless it is a LoRA block whose gate is off (then
-    /// its A and B stay bitwise frozen and it adds nothing to the all-reduce).
+    /// its A and B stay bitwise frozen and it adds nothing to the all-reduce) or a score once the gates settled.
     @inline(__always)
     public func isTraining(_ t: TrainableTensor) -> Bool {
-        guard let g = t.gate, let gates else { return true }
-        return gates.mask[g]
+        guard let gates else { return true }
+        if let g = t.gate { return gates.mask[g] }
+        return t.role != .score || !gates.settled
     }
 
     /// Calls `body` with every tensor that trains in the current step, in table order.

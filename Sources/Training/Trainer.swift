@@ -104,7 +104,17 @@ public final class Trainer {
     /// Phase 1: the gates for this step; every gradient zeroed (the backward accumulates with `+=`).
     public func beginStep() {
         updateGates()
+        if let g = gates, g.settled, backwardThrough == nil { backwardThrough = lowestActiveLayer(g) }
         trainable.zeroGradients()
+    }
+
+    /// Once the gates settled: the lowest layer holding an active block, where the backward stops (nothing below
+    /// has a gradient to compute); `numLayers` when no block is active (only the head trains). nil before.
+    public private(set) var backwardThrough: Int?
+
+    func lowestActiveLayer(_ g: Gates) -> Int {
+        guard let a = adapters else { return 0 }
+        return a.layerBlocks.firstIndex { $0.contains { g.mask[$0] } } ?? model.config.numLayers
     }
 
     /// Phase 2: forward through the backbone, the head and the mean cross-entropy on this rank's batch; the head's
@@ -121,8 +131,10 @@ public final class Trainer {
     /// there.
     public func backward(afterBlock: ((Int) -> Void)? = nil) {
         guard config.method != .linearProbe else { return }
+        let through = backwardThrough ?? 0
+        guard through < model.config.numLayers else { return }   // settled with no active block: the head alone
         backwardLoss(model: model, acts: acts, lora: run, baseGrads: baseGrads, dFeatures: dFeatures, dOut: dOut,
-                     afterBlock: afterBlock)
+                     through: through, afterBlock: afterBlock)
     }
 
     /// Phase 4: adds the penalty's gradient, clips, and steps AdamW on every tensor that trains; then counts the
@@ -170,7 +182,8 @@ public final class Trainer {
 extension TrainingConfig {
     /// The gate rule's schedule of a selective run.
     public var gateSchedule: GateSchedule {
-        GateSchedule(penalty: penalty, startStep: penaltyStartStep, maxActivePercent: maxActivePercent)
+        GateSchedule(penalty: penalty, startStep: penaltyStartStep, maxActivePercent: maxActivePercent,
+                     settleAfter: settleAfter, settlePatience: settlePatience)
     }
 }
 
@@ -194,8 +207,10 @@ public func forwardLoss(model: ViTModel, acts: ViTActivations, lora: LoRARun?, h
 /// The backward of ``forwardLoss``'s backbone part: from the feature's gradient `dFeatures` back through the
 /// feature and the blocks into `baseGrads` / `lora`'s gradients (accumulated). `dOut` [rows, hidden] must be zero
 /// except the class-token rows, which this writes.
+/// `through` > 0: stop at that block (adapters only; see ``ViTModel/backward(_:_:grads:lora:dPixels:through:afterBlock:)``).
 public func backwardLoss(model: ViTModel, acts: ViTActivations, lora: LoRARun?, baseGrads: ViTTensors?,
-                         dFeatures: FloatBuffer, dOut: FloatBuffer, afterBlock: ((Int) -> Void)? = nil) {
+                         dFeatures: FloatBuffer, dOut: FloatBuffer, through: Int = 0,
+                         afterBlock: ((Int) -> Void)? = nil) {
     model.featuresBackward(dFeatures.base, acts, grads: baseGrads, dOut: dOut.base)
-    model.backward(dOut.base, acts, grads: baseGrads, lora: lora, afterBlock: afterBlock)
+    model.backward(dOut.base, acts, grads: baseGrads, lora: lora, through: through, afterBlock: afterBlock)
 }

@@ -46,6 +46,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Budget mode: after the penalty starts, at most this percentage of the blocks (the top scores, ties to
     /// the lower block index) stay active. nil: the threshold alone decides.
     public var maxActivePercent: Float?
+    /// Settle the gates at this step (mask and scores frozen from then on; nil: only the automatic rule).
+    public var settleAfter: Int?
+    /// Settle automatically once no gate flipped for this many consecutive steps after the penalty started
+    /// (0: never). 20 steps: long enough that a block hovering at τ has stopped flipping (TAPS's gates move in
+    /// steps of the score learning rate), short enough that most of a run gets the settled step's savings.
+    public var settlePatience = 20
     /// Seed of every random choice (initialisation, data order).
     public var seed: UInt64 = 0
 
@@ -76,6 +82,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if let p = maxActivePercent {
             guard p.isFinite, p >= 0, p <= 100 else { throw bad("maxActivePercent", "the budget must be a percentage in 0…100, got \(p)") }
         }
+        if let s = settleAfter, s < 0 { throw bad("settleAfter", "the settle step must be ≥ 0, got \(s)") }
+        guard settlePatience >= 0 else { throw bad("settlePatience", "the settle patience must be ≥ 0 (0: never), got \(settlePatience)") }
     }
 }
 

@@ -12,9 +12,16 @@ public struct GateSchedule: Equatable, Sendable {
     public var startStep: Int
     /// Budget: at most ⌊P/100 · blocks⌋ blocks stay active once the penalty has started. nil: τ alone decides.
     public var maxActivePercent: Float?
+    /// Settle at this step whatever the gates do (nil: only the automatic rule).
+    public var settleAfter: Int?
+    /// Settle automatically once no gate has flipped for this many consecutive steps after the penalty started
+    /// (0: never automatically).
+    public var settlePatience: Int
 
-    public init(penalty: Float, startStep: Int, maxActivePercent: Float? = nil) {
+    public init(penalty: Float, startStep: Int, maxActivePercent: Float? = nil, settleAfter: Int? = nil,
+                settlePatience: Int = 0) {
         self.penalty = penalty; self.startStep = startStep; self.maxActivePercent = maxActivePercent
+        self.settleAfter = settleAfter; self.settlePatience = settlePatience
     }
 }
 
@@ -24,6 +31,10 @@ public struct GateSchedule: Equatable, Sendable {
 ///     backward: dL/ds_b = dL/dI_b  (straight-through; computed by ``LoRARun``'s backward, active or not)
 ///     penalty:  L += λ · Σ|s| / n  from ``GateSchedule/startStep`` on (``addPenaltyGradient(_:step:)``)
 ///     budget:   from the same step, only the ⌊P/100 · n⌋ highest scores stay on (ties to the lower block index)
+///     settling: at ``GateSchedule/settleAfter``, or once no gate flipped for ``GateSchedule/settlePatience``
+///               consecutive steps after the penalty started, the mask and the scores freeze for the rest of the
+///               run: inactive blocks then cost nothing (no straight-through work, no score gradients, nothing
+///               reduced) and the backward can stop at the lowest active block (``settledStep``)
 ///
 /// This type is the only writer of the mask. Each phase has one entry point: ``update(step:)`` before a training
 /// step (``Rule/learned(_:)``: the rule above; ``Rule/alwaysOn``: plain LoRA), ``set(_:)`` for a mask that comes
@@ -35,6 +46,8 @@ public final class Gates {
         case alwaysOn
         /// Selective LoRA: scores learn which blocks act.
         case learned(GateSchedule)
+        /// The mask is whatever ``set(_:)`` wrote; ``update(step:)`` leaves it (a given pattern; scores still learn).
+        case fixed
     }
 
     /// Gate scores s, one per block.
@@ -45,14 +58,24 @@ public final class Gates {
     public let threshold: Float
     /// How ``update(step:)`` sets the mask. Defaults to ``Rule/alwaysOn``; a selective run sets ``Rule/learned(_:)``.
     public var rule: Rule = .alwaysOn
+    /// The step at which the gates settled (mask and scores frozen from then on); nil while they still learn.
+    public private(set) var settledStep: Int?
+    /// Consecutive updates, after the penalty started, that left the mask as it was (the automatic settle rule).
+    public private(set) var stableSteps = 0
+    /// The mask before the last update (to count flips; reused, no allocation).
+    var previous: [Bool]
 
     /// Every score at `initialScore`, every block active.
     public init(count: Int, threshold: Float, initialScore: Float) throws {
         scores = try FloatBuffer(count: count)
         for i in 0..<count { scores[i] = initialScore }
         mask = [Bool](repeating: true, count: count)
+        previous = mask
         self.threshold = threshold
     }
+
+    /// Whether the gates have settled: mask and scores are frozen.
+    public var settled: Bool { settledStep != nil }
 
     public var count: Int { mask.count }
 
@@ -74,21 +97,37 @@ public final class Gates {
 
     // MARK: Writing the mask
 
-    /// Sets the mask for training step `step` from the rule (allocation-free).
+    /// Sets the mask for training step `step` from the rule, and settles when the schedule says so
+    /// (allocation-free). Once settled, the mask no longer changes.
     public func update(step: Int) {
-        guard case .learned(let schedule) = rule else {
-            setAll(true)
-            return
+        switch rule {
+        case .alwaysOn: setAll(true); return
+        case .fixed: return
+        case .learned(let schedule):
+            guard settledStep == nil else { return }
+            for i in 0..<count { previous[i] = mask[i] }
+            for i in 0..<count { mask[i] = scores[i] >= threshold }
+            if let p = schedule.maxActivePercent, step >= schedule.startStep {
+                // Block i keeps its gate iff fewer than k blocks rank above it (higher score, or equal and lower index).
+                let k = Int((Double(p) / 100 * Double(count)).rounded(.down))
+                for i in 0..<count where mask[i] {
+                    var above = 0
+                    for j in 0..<count where scores[j] > scores[i] || (scores[j] == scores[i] && j < i) { above += 1 }
+                    if above >= k { mask[i] = false }
+                }
+            }
+            if step > schedule.startStep {
+                stableSteps = previous == mask ? stableSteps + 1 : 0
+            }
+            if let at = schedule.settleAfter, step >= at { settledStep = step }
+            if schedule.settlePatience > 0, stableSteps >= schedule.settlePatience { settledStep = step }
         }
-        for i in 0..<count { mask[i] = scores[i] >= threshold }
-        guard let p = schedule.maxActivePercent, step >= schedule.startStep else { return }
-        // Block i keeps its gate iff fewer than k blocks rank above it (higher score, or equal and lower index).
-        let k = Int((Double(p) / 100 * Double(count)).rounded(.down))
-        for i in 0..<count where mask[i] {
-            var above = 0
-            for j in 0..<count where scores[j] > scores[i] || (scores[j] == scores[i] && j < i) { above += 1 }
-            if above >= k { mask[i] = false }
-        }
+    }
+
+    /// Restores the settle state a checkpoint recorded (with ``set(_:)`` for the mask).
+    public func restoreSettling(settledStep: Int?, stableSteps: Int) {
+        self.settledStep = settledStep
+        self.stableSteps = max(0, stableSteps)
     }
 
     /// A mask from outside the rule: an adapter file's stored blocks, a checkpoint, a benchmark's pattern.
@@ -108,7 +147,7 @@ public final class Gates {
     /// Adds the penalty's gradient d/ds of λ·mean|s| = λ·sign(s)/n (sign(0) = 0) to `scoreGrads` when it applies
     /// at `step`.
     public func addPenaltyGradient(_ scoreGrads: UnsafeMutableBufferPointer<Float>, step: Int) {
-        guard case .learned(let schedule) = rule, step >= schedule.startStep else { return }
+        guard case .learned(let schedule) = rule, step >= schedule.startStep, settledStep == nil else { return }
         precondition(scoreGrads.count == count, "Gates.addPenaltyGradient: size mismatch")
         let k = schedule.penalty / Float(count)
         for i in 0..<count {

@@ -9,8 +9,8 @@ import Tensors
 /// Backward, with g = dy B:
 ///     ds += c · Σ g ⊙ h                       (straight-through: dL/dI passed to s, active or not)
 ///     if I: dB += c · dyᵀ h;  dA += c · gᵀ x;  dx += c · g A
-/// An inactive block only computes h and g (two thin GEMMs) when score gradients are wanted, and nothing at all
-/// otherwise; its A and B are never written.
+/// An inactive block only computes h and g (two thin GEMMs) when score gradients are wanted — a run with learned
+/// scores whose gates have not settled — and nothing at all otherwise; its A and B are never written.
 public final class LoRARun {
     public let adapters: LoRAAdapters
     public let rows: Int
@@ -42,8 +42,11 @@ public final class LoRARun {
         saved.base + (training ? b.index : 0) * rows * adapters.config.rank
     }
 
+    /// Whether the score gradients are computed in this pass: the run has them and the gates still learn.
+    var learnsScores: Bool { scoreGrads != nil && !adapters.gates.settled }
+
     /// Whether the block must run: it acts, or its score needs h for the straight-through gradient.
-    func runs(_ b: LoRAAdapters.Block) -> Bool { adapters.gates.mask[b.index] || scoreGrads != nil }
+    func runs(_ b: LoRAAdapters.Block) -> Bool { adapters.gates.mask[b.index] || learnsScores }
 
     /// Adds the block's contribution to y [rows, out] (row stride ldy) from x [rows, in].
     func forward(layer: Int, target: LoRATarget, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int) {
@@ -64,7 +67,7 @@ public final class LoRARun {
         let r = adapters.config.rank, c = adapters.config.scale, h = h(b), g = scratch.base
         let inF = b.inFeatures, outF = b.outFeatures
         sgemm(m: rows, n: r, k: outF, a: dy, lda: ldy, b: adapters.b(b), ldb: r, c: g, ldc: r)
-        if let sg = scoreGrads {
+        if let sg = scoreGrads, learnsScores {
             var s: Double = 0
             for i in 0..<(rows * r) { s += Double(g[i]) * Double(h[i]) }
             sg[b.index] += c * Float(s)

@@ -122,8 +122,14 @@ struct Train: ParsableCommand {
             log.info("\(config.method.rawValue): \(config.steps) steps, global batch \(config.batchSize) over \(comm.size) rank(s), \(data.imageSize) px")
             let t0 = Date()
             let firstStep = dp.trainer.step
+            var wasSettled = dp.trainer.gates?.settled ?? false
             try dp.run { s in
                 try metrics?.write(s.record)
+                if s.settled && !wasSettled {
+                    wasSettled = true
+                    let through = dp.trainer.backwardThrough ?? 0
+                    log.info("gates settled at step \(s.step + 1): \(s.activeBlocks) active blocks frozen, scores frozen; the backward stops at layer \(through)")
+                }
                 if s.step % logEvery == 0 || s.step == config.steps - 1 {
                     let eta = Date().timeIntervalSince(t0) / Double(s.step + 1 - firstStep) * Double(config.steps - s.step - 1)
                     let loader = s.loadMilliseconds > 0 ? Double(dp.trainer.batch) / s.loadMilliseconds * 1000 : 0

@@ -42,6 +42,10 @@ struct TrainOptions: ParsableArguments {
     var penaltyStart = TrainingConfig().penaltyStartStep
     @Option(help: "Budget mode: at most this percentage of blocks stays active after the penalty starts (0–100).")
     var maxActive: Float?
+    @Option(help: "Settle the gates at this step: mask and scores frozen from then on, inactive blocks cost nothing and the backward stops at the lowest active block.")
+    var settleAfter: Int?
+    @Option(help: "Settle the gates automatically once no gate flipped for this many consecutive steps after the penalty started (0: never).")
+    var settlePatience = TrainingConfig().settlePatience
     @Option(help: "Seed of initialisation and data order.")
     var seed: UInt64 = 0
 
@@ -72,6 +76,8 @@ struct TrainOptions: ParsableArguments {
         c.penalty = penalty
         c.penaltyStartStep = penaltyStart
         c.maxActivePercent = maxActive
+        c.settleAfter = settleAfter
+        c.settlePatience = settlePatience
         c.seed = seed
         do { try c.validate() } catch let e as ConfigError { throw e.validationError }
         return c
@@ -84,6 +90,7 @@ struct TrainOptions: ParsableArguments {
         "warmupSteps": "--warmup-steps", "lr": "--lr", "fullLR": "--full-lr", "scoreLR": "--score-lr",
         "weightDecay": "--weight-decay", "clipNorm": "--clip-norm", "penalty": "--penalty",
         "penaltyStartStep": "--penalty-start", "maxActivePercent": "--max-active", "checkEvery": "--check-every",
+        "settleAfter": "--settle-after", "settlePatience": "--settle-patience",
     ]
 
     func validate() throws { _ = try config() }

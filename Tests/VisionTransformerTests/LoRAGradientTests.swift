@@ -85,3 +85,33 @@ final class LoRAGradientTests: XCTestCase {
         XCTAssertEqual(base, gated)
     }
 }
+
+/// The truncated backward (`through:`): the LoRA gradients of every block at or above the cut are exactly the
+/// full backward's, and nothing below is touched.
+final class TruncatedBackwardTests: XCTestCase {
+    func testBackwardThroughALayerMatchesTheFullBackwardAboveIt() throws {
+        let config = ViTConfig(hiddenSize: 8, numLayers: 3, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                               positionGrid: 3, layerNormEps: 1e-6)
+        var rng = TestRNG(seed: 7)
+        let (model, _) = try randomTinyModel(config, &rng)
+        var lc = LoRAConfig(); lc.rank = 2
+        let adapters = try LoRAAdapters(model: config, config: lc, seed: 3)
+        _ = randomizeForReference(adapters, &rng) { $0 >= 6 && $0 % 2 == 0 }   // active blocks in layers 1 and 2 only
+        let acts = try ViTActivations(config: config, batch: 2, height: 4, width: 4)
+        let pixels = rng.array(2 * 3 * 4 * 4).map(Float.init)
+        let dOut = rng.array(acts.rows * config.hiddenSize).map(Float.init)
+        func grads(through: Int) throws -> ([Float], [Int]) {
+            let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: false)
+            model.forward(pixels, acts, lora: run)
+            var order: [Int] = []
+            model.backward(dOut, acts, lora: run, through: through) { order.append($0) }
+            return (run.grads!.storage.toArray(), order)
+        }
+        let (full, fullOrder) = try grads(through: 0)
+        let (cut, cutOrder) = try grads(through: 1)
+        XCTAssertEqual(fullOrder, [2, 1, 0])
+        XCTAssertEqual(cutOrder, [2, 1])
+        XCTAssertEqual(cut, full, "active blocks live in layers 1 and 2: every LoRA gradient is the full backward's")
+        XCTAssertTrue(full.contains { $0 != 0 })
+    }
+}
