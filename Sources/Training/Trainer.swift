@@ -33,7 +33,8 @@ public final class Trainer {
     public let model: ViTModel
     public let head: ClassifierHead
     public let adapters: LoRAAdapters?
-    public let acts: ViTActivations
+    /// The activations of a step; rebuilt once when the gates settle, saving only from the lowest active layer up.
+    public private(set) var acts: ViTActivations
     public let run: LoRARun?
     /// Every tensor this run trains, with its gradient and optimizer state.
     public let trainable: TrainableTensors
@@ -104,13 +105,24 @@ public final class Trainer {
     /// Phase 1: the gates for this step; every gradient zeroed (the backward accumulates with `+=`).
     public func beginStep() {
         updateGates()
-        if let g = gates, g.settled, backwardThrough == nil { backwardThrough = lowestActiveLayer(g) }
+        if let g = gates, g.settled, backwardThrough == nil { settle(lowestActiveLayer(g)) }
         trainable.zeroGradients()
     }
 
     /// Once the gates settled: the lowest layer holding an active block, where the backward stops (nothing below
     /// has a gradient to compute); `numLayers` when no block is active (only the head trains). nil before.
     public private(set) var backwardThrough: Int?
+
+    /// The one-time switch to the settled step: the backward stops at `lowest`, and the activations are rebuilt to
+    /// save only blocks from there up (the memory of the blocks below is given back). If the rebuild cannot be
+    /// had, the old activations stay (correct, just larger).
+    func settle(_ lowest: Int) {
+        backwardThrough = lowest
+        guard lowest > 0, lowest < model.config.numLayers, config.method == .selective,
+              let smaller = try? ViTActivations(config: model.config, batch: acts.batch, height: acts.height,
+                                                width: acts.width, training: true, savedFrom: lowest) else { return }
+        acts = smaller
+    }
 
     func lowestActiveLayer(_ g: Gates) -> Int {
         guard let a = adapters else { return 0 }

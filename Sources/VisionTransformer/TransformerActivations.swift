@@ -12,6 +12,10 @@ public final class TransformerActivations {
     public let config: TransformerConfig
     public let batch, tokens: Int
     public let training: Bool
+    /// The lowest block whose activations are saved for a backward (0: all when training). Blocks below it share
+    /// one inference slot: a backward stops at or above it (settled selective LoRA), and memory falls by their
+    /// share.
+    public let savedFrom: Int
     public let attention: AttentionShape
     public var rows: Int { batch * tokens }
 
@@ -51,15 +55,17 @@ public final class TransformerActivations {
 
     /// Views into stores whose layouts hold ``addActivations(_:batch:tokens:training:to:)``'s tensors (`acts`)
     /// and, when training, ``addScratch(_:batch:tokens:to:)``'s (`grads`).
-    init(config: TransformerConfig, batch: Int, tokens: Int, training: Bool, acts: TensorStore,
+    init(config: TransformerConfig, batch: Int, tokens: Int, training: Bool, savedFrom: Int = 0, acts: TensorStore,
          grads: TensorStore?) {
         self.config = config
         self.batch = batch; self.tokens = tokens; self.training = training
+        self.savedFrom = training ? savedFrom : 0
         attention = Self.attentionShape(config, batch: batch, tokens: tokens)
         self.acts = acts; self.grads = grads
         func a(_ name: String) -> UnsafeMutablePointer<Float> { acts.pointer(name) }
+        let saved = self.savedFrom
         blocks = (0..<config.numLayers).map { layer in
-            let s = training ? layer : 0
+            let s = Self.slot(layer, training: training, savedFrom: saved)
             func b(_ name: String) -> UnsafeMutablePointer<Float> { a("\(s).\(name)") }
             return Block(resIn: b("res_in"), ln1: b("ln1"), ln1Mean: b("ln1_mean"), ln1Rstd: b("ln1_rstd"),
                          qkv: b("qkv"), probs: b("probs"), ctx: b("ctx"), attnOut: b("attn_out"),
@@ -78,13 +84,21 @@ public final class TransformerActivations {
         AttentionShape(batch: batch, tokens: tokens, heads: c.numHeads, headDim: c.headDim, causal: c.causal)
     }
 
-    /// The saved activations: one slot of per-block tensors per block (one in all without `training`), then the
-    /// final residual stream and the final LayerNorm's output and statistics.
-    static func addActivations(_ c: TransformerConfig, batch: Int, tokens: Int, training: Bool,
+    /// The slot of block `l`: its own when its activations are saved (training, l ≥ savedFrom), else the one shared
+    /// inference slot 0 (blocks from savedFrom on then start at slot 1).
+    static func slot(_ l: Int, training: Bool, savedFrom: Int) -> Int {
+        guard training else { return 0 }
+        return l < savedFrom ? 0 : l - savedFrom + (savedFrom > 0 ? 1 : 0)
+    }
+
+    /// The saved activations: one slot of per-block tensors per saved block and one shared by the others (one in
+    /// all without `training`), then the final residual stream and the final LayerNorm's output and statistics.
+    static func addActivations(_ c: TransformerConfig, batch: Int, tokens: Int, training: Bool, savedFrom: Int = 0,
                                to l: inout TensorLayout) {
         let n = batch * tokens, d = c.hiddenSize, m = c.mlpSize
         let probs = attentionShape(c, batch: batch, tokens: tokens).probsCount
-        for s in 0..<(training ? c.numLayers : 1) {
+        let slots = training ? slot(c.numLayers - 1, training: true, savedFrom: savedFrom) + 1 : 1
+        for s in 0..<slots {
             for (name, shape) in [("res_in", [n, d]), ("ln1", [n, d]), ("ln1_mean", [n]), ("ln1_rstd", [n]),
                                   ("qkv", [n, 3 * d]), ("probs", [probs]),
                                   ("ctx", [n, d]), ("attn_out", [n, d]), ("res_mid", [n, d]),

@@ -80,6 +80,7 @@ public final class TransformerStack {
                          grads: TransformerTensors? = nil, lora: LoRARun? = nil, through lowest: Int = 0,
                          afterBlock: ((Int) -> Void)? = nil) -> UnsafeMutablePointer<Float> {
         precondition((0..<config.numLayers).contains(lowest), "TransformerStack.backward: no block \(lowest)")
+        precondition(lowest >= acts.savedFrom, "TransformerStack.backward: block \(lowest)'s activations were not saved")
         guard let s = acts.scratch else {
             preconditionFailure("TransformerStack.backward: activations were built with training: false")
         }

@@ -41,7 +41,9 @@ public final class ViTActivations {
     }
     public let scratch: Scratch?
 
-    public init(config: ViTConfig, batch: Int, height: Int, width: Int, training: Bool = true) throws {
+    /// `savedFrom`: with `training`, save activations only from this block up (a backward that stops there —
+    /// ``TransformerActivations/savedFrom``).
+    public init(config: ViTConfig, batch: Int, height: Int, width: Int, training: Bool = true, savedFrom: Int = 0) throws {
         try config.validate()
         let grid = try config.patchGrid(height: height, width: width)
         guard batch > 0 else { throw ViTError.badInput("batch size must be positive, got \(batch)") }
@@ -58,7 +60,11 @@ public final class ViTActivations {
         l.add("patches", [patchShape.rows, patchShape.patchDim])
         l.add("patch_out", [patchShape.rows, d])
         l.add("pos_resized", [tokens, d])
-        TransformerActivations.addActivations(config.stack, batch: batch, tokens: tokens, training: training, to: &l)
+        guard (0..<config.numLayers).contains(savedFrom) else {
+            throw ViTError.badInput("savedFrom \(savedFrom) is not a block of the \(config.numLayers)")
+        }
+        TransformerActivations.addActivations(config.stack, batch: batch, tokens: tokens, training: training,
+                                              savedFrom: savedFrom, to: &l)
         if config.preNorm { l.add("emb", [n, d]); l.add("emb_mean", [n]); l.add("emb_rstd", [n]) }
         l.add("features", [batch, config.featureDim])
         if config.projectionDim != nil { l.add("projected", [batch, config.featureDim]) }
@@ -87,7 +93,7 @@ public final class ViTActivations {
             scratch = nil
         }
         stack = TransformerActivations(config: config.stack, batch: batch, tokens: tokens, training: training,
-                                       acts: acts, grads: grads)
+                                       savedFrom: savedFrom, acts: acts, grads: grads)
     }
 
     /// Bytes held by the two allocations.

@@ -43,6 +43,7 @@ final class SettledGatesTests: XCTestCase {
         let a = settled.adapters!, b = fixed.adapters!
         XCTAssertEqual(settled.gates!.settledStep, 0)
         XCTAssertEqual(settled.backwardThrough, 1, "layer 0 holds no active block")
+        XCTAssertEqual(settled.acts.stack.savedFrom, 1, "activations rebuilt to save from the lowest active layer")
         XCTAssertEqual(a.gates.mask, b.gates.mask)
         XCTAssertEqual(lossA, lossB)
         XCTAssertEqual(a.params.storage.toArray(), b.params.storage.toArray(), "A and B bitwise equal")
