@@ -23,6 +23,8 @@ public struct ForgettingResult: Codable, Sendable {
     public var trainableParameters: Int
     public var trainSeconds: Double
     public var finalLoss: Double
+    /// The step (1-based) at which the gates settled, nil when they did not.
+    public var settledAtStep: Int?
 }
 
 /// The DINO analog of the paper's forgetting experiment:
@@ -70,9 +72,11 @@ public final class ForgettingProtocol {
         let model = try loadModel()
         let t0 = Date()
         var last: ParallelStepStats?
+        var settledAt: Int?
         let dp = try DataParallelTrainer(comm: comm, model: model, data: target.train, size: size, config: config)
         try dp.run { s in
             last = s
+            if s.settled && settledAt == nil { settledAt = s.step + 1 }
             try onStep(s)
         }
         let trainer = dp.trainer
@@ -87,6 +91,7 @@ public final class ForgettingProtocol {
         return ForgettingResult(method: config.method.rawValue, targetAccuracy: targetAcc, sourceRetention: retention,
                                 sourceBaseline: sourceBaseline, cosineDrift: drift, oodAccuracy: oodAcc,
                                 activeBlocks: a?.activeCount ?? 0, totalBlocks: a?.blocks.count ?? 0,
-                                trainableParameters: trainable, trainSeconds: seconds, finalLoss: last?.loss ?? .nan)
+                                trainableParameters: trainable, trainSeconds: seconds, finalLoss: last?.loss ?? .nan,
+                                settledAtStep: settledAt)
     }
 }

@@ -101,14 +101,18 @@ struct Eval: ParsableCommand {
 
     static func markdown(_ rs: [ForgettingResult], baseline: Double, size: Int, config: TrainingConfig,
                          source: Int, target: (Int, Int), ranks: Int) -> String {
-        var s = "| method | target acc | OOD acc | source retention | CLS drift | active blocks | trainable params |\n"
-        s += "|---|---|---|---|---|---|---|\n"
+        var s = "| method | target acc | OOD acc | source retention | CLS drift | active blocks | trainable params | training time |\n"
+        s += "|---|---|---|---|---|---|---|---|\n"
+        let lora = rs.first { $0.method == Method.lora.rawValue }?.trainSeconds
         for r in rs {
             let blocks = r.totalBlocks > 0
                 ? String(format: "%d/%d (%.1f%%)", r.activeBlocks, r.totalBlocks, 100 * Double(r.activeBlocks) / Double(r.totalBlocks))
+                    + (r.settledAtStep.map { ", settled at step \($0)" } ?? "")
                 : "–"
-            s += String(format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.4f | %@ | %d |\n", r.method, 100 * r.targetAccuracy,
-                        100 * r.oodAccuracy, 100 * r.sourceRetention, r.cosineDrift, blocks, r.trainableParameters)
+            let time = String(format: "%.0f s", r.trainSeconds)
+                + (lora.map { r.method != Method.lora.rawValue ? String(format: " (%.2f× lora)", r.trainSeconds / $0) : "" } ?? "")
+            s += String(format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.4f | %@ | %d | %@ |\n", r.method, 100 * r.targetAccuracy,
+                        100 * r.oodAccuracy, 100 * r.sourceRetention, r.cosineDrift, blocks, r.trainableParameters, time)
         }
         s += String(format: "\nsource probe on the pretrained backbone: %.1f%% (%d source test images); target %d train / %d test images at %d px; %d steps of global batch %d on %d rank(s); LoRA rank %d, alpha %g, λ %g",
                     100 * baseline, source, target.0, target.1, size, config.steps, config.batchSize, ranks,
