@@ -3,8 +3,8 @@
 #   1. MPI collectives (selora mpi-check) on 2 ranks of this machine and across 2 namespace hosts over TCP.
 #   2. A 2-rank run equals a 1-rank run with the same global batch and seed (loss curve, active sets, adapter
 #      within float tolerance), and both ranks hold bitwise-identical gates, scores, adapters and head.
-#   3. bytes_reduced = 4 × (active A and B elements + scores + head + 3 statistics) at every step, computed here
-#      from the logged active mask and the ViT-S shapes, and it falls as blocks switch off.
+#   3. bytes_reduced = 4 × (active A and B elements + scores until the gates settle + head + 3 statistics) at
+#      every step, computed here from the logged active mask and the ViT-S shapes, and it falls as blocks switch off.
 #   4. The same job across 2 namespace hosts (TCP, launch/cluster-sim) gives the single-node result.
 #   5. A deliberately desynchronized rank makes the job fail within the check interval with an error naming the
 #      ranks, exit ≠ 0, no hang.
@@ -25,8 +25,9 @@ unset OPENBLAS_NUM_THREADS
 export SELORA_KEEP_CORETYPE=1
 
 # A small job: 28 px (4 patches), a fast score learning rate so blocks switch off within 12 steps.
+# The gates settle at step 8 (mask and scores frozen, truncated backward) for the last 4 steps.
 JOB=(train --image-size 28 --train-count 64 --test-count 32 --steps 12 --batch-size 8 --rank 4 --penalty-start 4
-     --score-lr 0.05 --check-every 3 --log-level warning)
+     --score-lr 0.05 --check-every 3 --settle-after 8 --log-level warning)
 
 # 1. collectives
 for how in "launch/train -np 2" "launch/cluster-sim"; do
@@ -78,11 +79,13 @@ bad = []
 for s in steps:
     mask = s["active_mask"]; assert len(mask) == 72
     ab = sum(rank * (dims[i % 6][0] + dims[i % 6][1]) for i, c in enumerate(mask) if c == "1")
-    want = 4 * (ab + 72 + classes * d + classes + 3)
+    want = 4 * (ab + (0 if s["settled"] else 72) + classes * d + classes + 3)   # no scores once settled
     if s["bytes_reduced"] != want: bad.append((s["step"], s["bytes_reduced"], want))
 falls = steps[-1]["bytes_reduced"] < steps[0]["bytes_reduced"] and steps[-1]["active_blocks"] < 72
-print(f"{len(steps)} steps checked, {steps[0]['bytes_reduced']} B at 72 active -> {steps[-1]['bytes_reduced']} B at {steps[-1]['active_blocks']} active; mismatches {bad[:3]}")
-sys.exit(0 if not bad and falls else 1)
+settled = [s["step"] for s in steps if s["settled"]]
+print(f"{len(steps)} steps checked, {steps[0]['bytes_reduced']} B at 72 active -> {steps[-1]['bytes_reduced']} B at {steps[-1]['active_blocks']} active; "
+      f"settled from step {settled[0] + 1 if settled else None}; mismatches {bad[:3]}")
+sys.exit(0 if not bad and falls and settled and settled[0] == 8 else 1)
 PY
 )"; then ok "bytes_reduced formula: $r"; else ko "bytes_reduced: $r"; fi
 
