@@ -26,6 +26,29 @@ public struct Fingerprint {
     public mutating func add(_ s: String) { add(Array(s.utf8)) }
 }
 
+/// A request to stop at the next step boundary (preemption): set from any thread — a signal handler's — and read
+/// by the step. Setting it twice is the caller's business (the command line exits at once on a second signal).
+public final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    public init() {}
+    public func request() { lock.lock(); flag = true; lock.unlock() }
+    public var isRequested: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+}
+
+/// The run stopped on request after `step` steps, every rank at the same step; `checkpointed`: rank 0 wrote the
+/// checkpoint of that step (a run directory was set). The command line exits with status 75 (EX_TEMPFAIL: try
+/// again), which launch/train and launch/slurm treat as "requeue and resume", not as a failure.
+public struct PreemptedError: Error, CustomStringConvertible {
+    public let step: Int
+    public let checkpointed: Bool
+    public static let exitStatus: Int32 = 75
+    public var description: String {
+        "stopped on request (a preemption signal) after step \(step)"
+            + (checkpointed ? "; its checkpoint is written: resume with --resume" : "")
+    }
+}
+
 /// What to do with a step whose loss or gradients are NaN or Inf.
 public enum NonFinitePolicy: String, CaseIterable, Codable, Sendable {
     /// Stop the run with an error (the last checkpoint stays as it was).
@@ -64,6 +87,8 @@ public struct ParallelStepStats: Sendable {
     public var loadExposedMilliseconds = 0.0
     /// The gates had settled in this step (mask and scores frozen; see ``Gates/settledStep``).
     public var settled = false
+    /// Some rank asked to stop in this step (a preemption signal): the run checkpoints and stops after it.
+    public var stopRequested = false
 
     /// The metrics-log record (JSON has no NaN: non-finite numbers are written as null).
     public var record: [String: Any] {
@@ -72,7 +97,7 @@ public struct ParallelStepStats: Sendable {
          "grad_norm": num(gradNorm), "bytes_reduced": bytesReduced, "compute_ms": computeMilliseconds,
          "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": String(activeMask.map { $0 ? "1" : "0" }),
          "skipped": skipped, "load_ms": loadMilliseconds, "load_exposed_ms": loadExposedMilliseconds,
-         "settled": settled]
+         "settled": settled, "stop_requested": stopRequested]
     }
 }
 
@@ -97,6 +122,14 @@ public final class DataParallelTrainer {
     public let data: ImageSource
     public let loader: BatchLoader
     public let checkEvery: Int
+    /// Micro-batches per step on each rank (see ``init(comm:model:data:config:adapters:initialHead:checkEvery:prefetch:accumulate:)``).
+    public let accumulate: Int
+    /// The labels of one micro-batch (reused) when accumulating.
+    var microLabels: [Int32]
+    /// Set (from any thread: a signal handler's) to stop at the next step boundary: every rank learns of it in the
+    /// same step (``GradientSync/stopRequested``), rank 0 writes a checkpoint and ``run(onStep:)`` throws
+    /// ``PreemptedError``.
+    public var stopRequest: StopRequest?
     /// Faults to inject (tests only).
     public var faults: TrainingFaults?
     public var nonFinitePolicy: NonFinitePolicy = .stop
@@ -108,12 +141,19 @@ public final class DataParallelTrainer {
 
     /// Trains on `data` (its images are the model's input size). `prefetch`: load step n + 1 on a background
     /// thread during step n (``BatchLoader``) — for sources that decode files.
+    /// `accumulate`: micro-batches per step on each rank (gradient accumulation): the global batch stays
+    /// `config.batchSize` — each rank runs `accumulate` forward/backward passes of batchSize / (ranks · accumulate)
+    /// images with the gates fixed, and reduces once. It changes no result beyond float summation order, so it is
+    /// not part of the checkpointed configuration (a run may resume with another value on another world size).
     public init(comm: Communicator, model: ViTModel, data: ImageSource, config: TrainingConfig,
                 adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil, checkEvery: Int = 10,
-                prefetch: Bool = false) throws {
-        guard config.batchSize % comm.size == 0 else {
-            throw ConfigError("batchSize", "the global batch \(config.batchSize) must divide by the \(comm.size) ranks "
-                              + "(e.g. \(max(1, config.batchSize / comm.size) * comm.size))")
+                prefetch: Bool = false, accumulate: Int = 1) throws {
+        guard accumulate >= 1 else { throw ConfigError("accumulate", "the micro-batches per step must be ≥ 1, got \(accumulate)") }
+        guard config.batchSize % (comm.size * accumulate) == 0 else {
+            throw ConfigError(accumulate > 1 ? ["batchSize", "accumulate"] : ["batchSize"],
+                              "the global batch \(config.batchSize) must divide by the \(comm.size) ranks"
+                              + (accumulate > 1 ? " × \(accumulate) micro-batches" : "")
+                              + " (e.g. \(max(1, config.batchSize / (comm.size * accumulate)) * comm.size * accumulate))")
         }
         guard checkEvery > 0 else { throw ConfigError("checkEvery", "the agreement check interval must be positive, got \(checkEvery)") }
         guard data.channels == model.config.channels else {
@@ -122,7 +162,10 @@ public final class DataParallelTrainer {
         self.comm = comm
         self.data = data
         self.checkEvery = checkEvery
-        trainer = try Trainer(model: model, classes: data.numClasses, config: config, batch: config.batchSize / comm.size,
+        self.accumulate = accumulate
+        let micro = config.batchSize / (comm.size * accumulate)
+        microLabels = [Int32](repeating: 0, count: micro)
+        trainer = try Trainer(model: model, classes: data.numClasses, config: config, batch: micro,
                               height: data.height, width: data.width, adapters: adapters, initialHead: initialHead)
         sync = try GradientSync(comm: comm, tensors: trainer.trainable)
         loader = try BatchLoader(source: data,
@@ -194,12 +237,25 @@ public final class DataParallelTrainer {
         let (pixels, labels) = try loader.batch(step: n)
         // Gates, forward, loss; the statistics and the head's gradients go out first.
         trainer.beginStep()
-        let (lossSum, correct) = trainer.forwardAndLoss(pixels: pixels, labels: labels)
+        var (lossSum, correct) = (0.0, 0)
+        if accumulate == 1 {
+            (lossSum, correct) = trainer.forwardAndLoss(pixels: pixels, labels: labels)
+        } else {
+            // Gradient accumulation: micro-batches 0 … K−2 forward and backward locally (gradients add up with +=),
+            // the last one's statistics, head and backward feed the all-reduce.
+            let micro = trainer.batch, floats = micro * data.floatsPerImage
+            for j in 0..<accumulate {
+                for i in 0..<micro { microLabels[i] = labels[j * micro + i] }
+                let (l, c) = trainer.forwardAndLoss(pixels: pixels + j * floats, labels: microLabels)
+                lossSum += l; correct += c
+                if j < accumulate - 1 { trainer.backward() }
+            }
+        }
         sync.begin(lossSum: faults?.reportedLossSum(lossSum, step: n, rank: comm.rank) ?? lossSum,
-                   correct: correct, count: labels.count)
+                   correct: correct, count: labels.count, stopRequested: stopRequest?.isRequested ?? false)
         // Backward; each layer's bucket starts as soon as its gradients are final.
         trainer.backward(afterBlock: sync.layerDone)
-        try sync.finish()
+        try sync.finish(microBatches: accumulate)
         // Update, unless the reduced step is not finite.
         let activeBlocks = trainer.adapters?.activeCount ?? 0
         let mask = trainer.gates?.mask ?? []
@@ -222,7 +278,7 @@ public final class DataParallelTrainer {
                                  exposedCommMilliseconds: 1000 * sync.exposedSeconds, activeMask: mask, skipped: skipped,
                                  loadMilliseconds: 1000 * loader.loadSeconds,
                                  loadExposedMilliseconds: 1000 * loader.exposedSeconds,
-                                 settled: trainer.gates?.settled ?? false)
+                                 settled: trainer.gates?.settled ?? false, stopRequested: sync.stopRequested)
     }
 
     /// Rank 0 writes a checkpoint of the state after `trainer.step` steps; the other ranks wait for it, so a
@@ -260,8 +316,13 @@ public final class DataParallelTrainer {
     /// Runs `steps` steps (default: to the configured total), then sets the gates from the final scores.
     public func run(onStep: (ParallelStepStats) throws -> Void = { _ in }) throws {
         while trainer.step < trainer.config.steps {
-            try onStep(try step())
+            let s = try step()
+            try onStep(s)
             let done = trainer.step
+            if s.stopRequested {
+                try checkpoint()
+                throw PreemptedError(step: done, checkpointed: runDirectory != nil)
+            }
             if checkpointEvery > 0, done % checkpointEvery == 0, done < trainer.config.steps { try checkpoint() }
         }
         if runDirectory != nil { try checkpoint() }

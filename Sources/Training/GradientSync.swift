@@ -6,7 +6,8 @@ import Tensors
 /// ``TrainableTensors`` and all-reduced in its buckets, each started (non-blocking) as soon as its gradients are
 /// final:
 ///
-///     [loss sum, correct, examples] (summed, not averaged) + bucket "head"   — ``begin(lossSum:correct:count:)``
+///     [loss sum, correct, examples, stop requests] (summed, not averaged) + bucket "head"
+///                                                                              — ``begin(lossSum:correct:count:stopRequested:)``
 ///     bucket "layer l", l = L−1 … 0                                           — ``layerDone(_:)``, from the backward
 ///     bucket "stem"; wait for all; average into the gradients                  — ``finish()``
 ///
@@ -32,7 +33,10 @@ public final class GradientSync {
     public private(set) var exposedSeconds = 0.0
     /// Summed statistics of the last step: loss sum, correct predictions, examples.
     public private(set) var statistics = (lossSum: 0.0, correct: 0, count: 0)
-    static let statisticsCount = 3
+    /// Whether any rank asked to stop in the last step (a preemption signal): every rank sees the same answer in
+    /// the same step, so all stop at the same boundary.
+    public private(set) var stopRequested = false
+    static let statisticsCount = 4
     /// Whether the reduced statistics or gradients of the last step hold NaN or Inf. A non-finite value on any
     /// rank makes the sum non-finite on every rank, so all ranks see the same answer in the same step.
     public private(set) var nonFinite = false
@@ -44,13 +48,14 @@ public final class GradientSync {
         requests = tensors.buckets.map { _ in comm.makeRequest() }
     }
 
-    /// Starts a step: packs this rank's statistics and the head's gradients (final once the loss is known) and
-    /// starts their all-reduce.
-    public func begin(lossSum: Double, correct: Int, count: Int) {
+    /// Starts a step: packs this rank's statistics (and whether it asks to stop) and the head's gradients (final
+    /// once the loss is known) and starts their all-reduce.
+    public func begin(lossSum: Double, correct: Int, count: Int, stopRequested: Bool = false) {
         cursor = 0; bucketStart = 0; started = 0; failure = nil
         commSeconds = 0
         timed {
             buffer[0] = Float(lossSum); buffer[1] = Float(correct); buffer[2] = Float(count)
+            buffer[3] = stopRequested ? 1 : 0
             cursor = Self.statisticsCount
             reduce(tensors.headBucket)
         }
@@ -61,9 +66,10 @@ public final class GradientSync {
         timed { reduce(tensors.bucket(layer: l)) }
     }
 
-    /// Packs and starts the stem bucket, waits for every bucket, and writes the averages (sum / ranks) back into
-    /// the gradients; the statistics stay summed.
-    public func finish() throws {
+    /// Packs and starts the stem bucket, waits for every bucket, and writes the averages back into the gradients:
+    /// sum / (ranks · `microBatches`) — each rank's gradients are the sum of its `microBatches` micro-batch means
+    /// (``DataParallelTrainer``'s accumulation). The statistics stay summed.
+    public func finish(microBatches: Int = 1) throws {
         timed { reduce(tensors.stemBucket) }
         if let failure { throw failure }
         let t0 = Date()
@@ -74,7 +80,8 @@ public final class GradientSync {
             for i in 0..<cursor where !buffer[i].isFinite { finite = false; break }
             nonFinite = !finite
             statistics = (Double(buffer[0]), Int(buffer[1].rounded()), Int(buffer[2].rounded()))
-            let inv = 1 / Float(comm.size)
+            stopRequested = buffer[3] > 0
+            let inv = 1 / Float(comm.size * microBatches)
             var offset = Self.statisticsCount
             tensors.forEachTraining { t in
                 let src = buffer.base + offset

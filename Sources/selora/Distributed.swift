@@ -32,6 +32,9 @@ struct ParallelOptions: ParsableArguments {
     @Option(help: "On a NaN/Inf loss or gradient: stop (error; the last checkpoint is kept) or skip the update and go on.")
     var nonfinite: NonFinitePolicy = .stop
 
+    @Option(help: "Gradient accumulation: micro-batches per step on each rank, so the global --batch-size stays the same on fewer ranks or with less memory (per-rank micro-batch = batch / (ranks × K)).")
+    var accumulate = 1
+
     func apply(to dp: DataParallelTrainer) {
         if testPerturbRank != nil || testKillRank != nil || testNanRank != nil {
             dp.faults = InjectedFaults(perturb: testPerturbRank.map { ($0, testPerturbStep) },
@@ -67,6 +70,25 @@ final class InjectedFaults: TrainingFaults {
     }
 }
 
+/// Preemption: SIGTERM (Slurm's, before its SIGKILL), SIGINT or SIGUSR1 (what mpirun forwards to the ranks) asks
+/// the run to stop at the next step boundary — every rank agrees through the all-reduce, rank 0 writes a checkpoint,
+/// and every rank exits with status 75. A second signal exits at once (status 128 + signal): a checkpoint being
+/// written then is a temporary file, never the newest good one. Returns the signal sources (keep them alive).
+func stopOnSignals(_ stop: StopRequest, rank: Int) -> [DispatchSourceSignal] {
+    [SIGTERM, SIGINT, SIGUSR1].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler {
+            if stop.isRequested { _exit(128 + sig) }
+            stop.request()
+            FileHandle.standardError.write(Data(("rank \(rank): signal \(sig) received: checkpoint at the next step "
+                + "boundary, then exit \(PreemptedError.exitStatus); a second signal exits at once\n").utf8))
+        }
+        source.resume()
+        return source
+    }
+}
+
 /// Runs `body` with the job's communicator — Open MPI under mpirun, a single process otherwise — and a logger
 /// that only rank 0 lets through below warnings. An error on any rank is printed with the rank and ends the
 /// whole job (MPI_Abort) with a non-zero code, so no rank is left waiting in a collective.
@@ -86,6 +108,11 @@ func withCommunicator(_ runtime: RuntimeOptions, _ label: String, _ body: (Commu
     log[metadataKey: "rank"] = comm.size > 1 ? "\(comm.rank)/\(comm.size)" : nil
     do {
         do { try body(comm, log) } catch let e as ConfigError { throw e.validationError }
+    } catch let p as PreemptedError {
+        // Every rank stopped at the same step after the checkpoint: a clean, requeueable exit on every rank.
+        log.warning("\(p)")
+        mpi?.finalize()
+        throw ExitCode(PreemptedError.exitStatus)
     } catch {
         if comm.size > 1 {
             FileHandle.standardError.write(Data("Error: rank \(comm.rank) of \(comm.size): \(error)\n".utf8))

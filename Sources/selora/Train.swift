@@ -98,7 +98,12 @@ struct Train: ParsableCommand {
                 throw ValidationError("--init-head \(initHead ?? ""): \(head.classes) classes; the training data has \(trainSet.numClasses)")
             }
             let dp = try DataParallelTrainer(comm: comm, model: vit, data: trainSet, config: runConfig, adapters: adapters,
-                                             initialHead: head, checkEvery: parallel.checkEvery, prefetch: sets.prefetch)
+                                             initialHead: head, checkEvery: parallel.checkEvery, prefetch: sets.prefetch,
+                                             accumulate: parallel.accumulate)
+            let stop = StopRequest()
+            dp.stopRequest = stop
+            let signals = stopOnSignals(stop, rank: comm.rank)
+            defer { signals.forEach { $0.cancel() } }
             parallel.apply(to: dp)
             dp.runDirectory = out
             dp.checkpointEvery = checkpointEvery
@@ -112,13 +117,23 @@ struct Train: ParsableCommand {
                 // Keep the metrics of the steps before the checkpoint; the rest are logged again.
                 if root, let text = try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8) {
                     for line in text.split(separator: "\n") {
+                        // Steps before the checkpoint, and the resume records up to it.
                         if let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                           let st = obj["step"] as? Int, st < dp.trainer.step { kept.append(Data(line.utf8)) }
+                           let st = obj["step"] as? Int, st < dp.trainer.step || (obj["event"] != nil && st <= dp.trainer.step) {
+                            kept.append(Data(line.utf8))
+                        }
                     }
                 }
             }
             let metrics = root ? try JSONLWriter(path: out + "/metrics.jsonl") : nil
             for line in kept { metrics?.handle.write(line + Data([0x0A])) }
+            if resume != nil {
+                // A restart is a line of the metrics: where it resumed, on how many ranks, and why (launch/train's
+                // supervisor says why in SELORA_RESTART_REASON).
+                try metrics?.write(["event": "resume", "step": dp.trainer.step, "world_size": comm.size,
+                                    "accumulate": parallel.accumulate,
+                                    "reason": ProcessInfo.processInfo.environment["SELORA_RESTART_REASON"] ?? "--resume"])
+            }
             log.info("\(config.method.rawValue): \(config.steps) steps, global batch \(config.batchSize) over \(comm.size) rank(s), \(data.imageSize) px")
             let t0 = Date()
             let firstStep = dp.trainer.step
