@@ -246,7 +246,8 @@ final class GradientSyncTests: XCTestCase {
             let a = dp.trainer.adapters!
             var ab = 0
             for (i, on) in s.activeMask.enumerated() where on { ab += 2 * (a.blocks[i].inFeatures + a.blocks[i].outFeatures) }
-            XCTAssertEqual(s.bytesReduced, 4 * (ab + a.blocks.count + 3 * 8 + 3 + 3), "step \(s.step)")
+            // statistics: loss sum, correct, examples, stop requests
+            XCTAssertEqual(s.bytesReduced, 4 * (ab + a.blocks.count + 3 * 8 + 3 + 4), "step \(s.step)")
             seen.append(s.activeBlocks)
         }
         XCTAssertEqual(seen.first, 12)

@@ -3,7 +3,7 @@
 #   1. MPI collectives (selora mpi-check) on 2 ranks of this machine and across 2 namespace hosts over TCP.
 #   2. A 2-rank run equals a 1-rank run with the same global batch and seed (loss curve, active sets, adapter
 #      within float tolerance), and both ranks hold bitwise-identical gates, scores, adapters and head.
-#   3. bytes_reduced = 4 × (active A and B elements + scores until the gates settle + head + 3 statistics) at
+#   3. bytes_reduced = 4 × (active A and B elements + scores until the gates settle + head + 4 statistics) at
 #      every step, computed here from the logged active mask and the ViT-S shapes, and it falls as blocks switch off.
 #   4. The same job across 2 namespace hosts (TCP, launch/cluster-sim) gives the single-node result.
 #   5. A deliberately desynchronized rank makes the job fail within the check interval with an error naming the
@@ -79,7 +79,7 @@ bad = []
 for s in steps:
     mask = s["active_mask"]; assert len(mask) == 72
     ab = sum(rank * (dims[i % 6][0] + dims[i % 6][1]) for i, c in enumerate(mask) if c == "1")
-    want = 4 * (ab + (0 if s["settled"] else 72) + classes * d + classes + 3)   # no scores once settled
+    want = 4 * (ab + (0 if s["settled"] else 72) + classes * d + classes + 4)   # no scores once settled; 4 statistics
     if s["bytes_reduced"] != want: bad.append((s["step"], s["bytes_reduced"], want))
 falls = steps[-1]["bytes_reduced"] < steps[0]["bytes_reduced"] and steps[-1]["active_blocks"] < 72
 settled = [s["step"] for s in steps if s["settled"]]
