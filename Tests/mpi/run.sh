@@ -12,6 +12,8 @@
 #      exports adapters under OpenCLIP module names; clip-eval on 2 ranks reports zero-shot retention beside target
 #      accuracy and active blocks, with the selective all-reduce carrying less than LoRA's.
 #   7. Image files (ImageFolder of JPEG / PNG, augmented, prefetched): 2 ranks = 1 rank.
+#   8. Preemption: SIGTERM to one rank → checkpoint + exit 75 within 10 s; resume bitwise on 2 ranks, and within
+#      float tolerance on another world size (2 → 1, 1 → 2).
 # Usage: Tests/mpi/run.sh  (run by launch/test after the release build)
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -162,6 +164,57 @@ if OPENBLAS_NUM_THREADS=1 timeout 300 "$REPO/.build/release/selora" "${IJOB[@]}"
     if r="$(compare "$T/img-one" "$T/img-two")"; then ok "image files (augmented, prefetched): 2 ranks = 1 rank: $r"
     else ko "image files 2 ranks vs 1 rank: $r"; fi
 else ko "image-file runs"; tail -3 "$T/img-one.err" "$T/img-two.err"; fi
+
+# 8. Preemption and another world size: SIGTERM to one rank mid-run → every rank checkpoints at the same step and
+#    exits 75 within 10 s; the checkpoint resumes bitwise on the same world size and within float tolerance on
+#    another (2 → 1 and 1 → 2 ranks), the sample order being a function of seed, epoch and step.
+P=(train --image-size 56 --train-count 128 --test-count 16 --steps 70 --batch-size 8 --rank 4 --penalty-start 20
+   --score-lr 0.05 --checkpoint-every 0 --log-level warning)
+run_np() {  # run_np RANKS OUT [ARGS…]: a P job on RANKS ranks
+    local np="$1" out="$2"; shift 2
+    if [[ "$np" == 1 ]]; then OPENBLAS_NUM_THREADS=1 timeout 300 "$REPO/.build/release/selora" "${P[@]}" --out "$out" "$@"
+    else timeout 300 "$REPO/launch/train" -np "$np" -- "${P[@]}" --out "$out" "$@"; fi
+}
+preempt() {  # preempt RANKS OUT: start, SIGTERM one rank after ~30 logged steps; prints "EXIT MILLISECONDS CHECKPOINTS"
+    local np="$1" out="$2"
+    run_np "$np" "$out" >/dev/null 2>"$out.err" & local job=$!
+    for _ in $(seq 600); do [[ -s "$out/metrics.jsonl" && $(wc -l <"$out/metrics.jsonl") -ge 30 ]] && break; sleep 0.1; done
+    local pid; pid="$(pgrep -f "selora train .*--out $out" | tail -n 1)"
+    local t0; t0=$(date +%s%N)
+    kill -TERM "$pid"
+    wait "$job"; local rc=$?
+    echo "$rc $(( ($(date +%s%N) - t0) / 1000000 )) $(ls "$out/checkpoints" 2>/dev/null | tr '\n' ' ')"
+}
+same_final() {  # same_final RUN_A RUN_B TOLERANCE: final adapters and heads equal (0 = bitwise)
+    "$PY" - "$1" "$2" "$3" <<'PY'
+import sys, numpy as np
+from safetensors.numpy import load_file
+a, b, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
+worst = 0.0
+for f in ("adapter/adapter_model.safetensors", "head.safetensors"):
+    A, B = load_file(f"{a}/{f}"), load_file(f"{b}/{f}")
+    assert set(A) == set(B), f
+    worst = max([worst] + [float(np.abs(A[k].astype(np.float64) - B[k]).max()) for k in A])
+print(f"final adapter and head max abs difference {worst:.2e}")
+sys.exit(0 if worst <= tol else 1)
+PY
+}
+if run_np 2 "$T/pw2" >/dev/null 2>"$T/pw2.err" && run_np 1 "$T/pw1" >/dev/null 2>"$T/pw1.err"; then
+    read -r rc ms ckpt <<<"$(preempt 2 "$T/pc2")"
+    if [[ "$rc" == 75 ]] && ((ms < 10000)) && [[ -n "$ckpt" ]]; then ok "SIGTERM to rank 1 of 2: every rank exits 75 after $ms ms, checkpoint $ckpt"
+    else ko "SIGTERM to one rank: exit $rc after $ms ms, checkpoints '$ckpt'"; tail -3 "$T/pc2.err"; fi
+    cp -r "$T/pc2" "$T/pc2to1"
+    if run_np 2 "$T/pc2" --resume "$T/pc2" >/dev/null 2>>"$T/pc2.err" && r="$(same_final "$T/pw2" "$T/pc2" 0)"; then
+        ok "resume on the same 2 ranks = uninterrupted, bitwise: $r"
+    else ko "resume on 2 ranks: $r"; tail -3 "$T/pc2.err"; fi
+    if run_np 1 "$T/pc2to1" --resume "$T/pc2to1" >/dev/null 2>"$T/pc2to1.err" && r="$(same_final "$T/pw2" "$T/pc2to1" 2e-4)"; then
+        ok "preempted on 2 ranks, resumed on 1 = uninterrupted within float tolerance: $r"
+    else ko "2 → 1 rank resume: $r"; tail -3 "$T/pc2to1.err"; fi
+    read -r rc ms ckpt <<<"$(preempt 1 "$T/pc1")"
+    if [[ "$rc" == 75 ]] && run_np 2 "$T/pc1" --resume "$T/pc1" >/dev/null 2>"$T/pc1.err" && r="$(same_final "$T/pw1" "$T/pc1" 2e-4)"; then
+        ok "preempted on 1 rank (exit 75, checkpoint $ckpt), resumed on 2 = uninterrupted within float tolerance: $r"
+    else ko "1 → 2 rank resume (exit $rc): ${r:-}"; tail -3 "$T/pc1.err"; fi
+else ko "uninterrupted preemption reference runs"; tail -3 "$T/pw2.err" "$T/pw1.err"; fi
 
 echo "mpi: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
