@@ -1,34 +1,83 @@
 import Tensors
 
+/// The Linear layers of a transformer block that read one input, so their LoRA blocks share x: q, k and v (the
+/// packed [3D, D] in-projection), the attention output, fc1, fc2.
+enum LoRAGroup: Int, CaseIterable {
+    case qkv, output, fc1, fc2
+
+    var targets: [LoRATarget] {
+        switch self {
+        case .qkv: return [.query, .key, .value]
+        case .output: return [.output]
+        case .fc1: return [.fc1]
+        case .fc2: return [.fc2]
+        }
+    }
+
+    /// (in, out) of the group's (packed) weight.
+    func features(_ c: ViTConfig) -> (in: Int, out: Int) {
+        self == .qkv ? (c.hiddenSize, 3 * c.hiddenSize) : targets[0].features(c)
+    }
+}
+
 /// The per-shape state of LoRA in a forward/backward: for every block the saved h = x·Aᵀ [rows, r] the backward
-/// needs, scratch g = dy·B [rows, r], and (when training) the gradients. Built once per activation shape, like
-/// ``ViTActivations``; nothing is allocated while stepping.
+/// needs, and scratch (merged weights, g = dy·B, stacked A and dA), and (when training) the gradients. Built once
+/// per activation shape, like ``ViTActivations``; nothing is allocated while stepping.
 ///
-/// Forward of a block (paired with ``backward(layer:target:dy:ldy:x:dx:)``):
-///     h = x Aᵀ;   y += I · c · h Bᵀ          (c = alpha/r, I = the block's gate, ``Gates/mask``)
-/// Backward, with g = dy B:
-///     ds += c · Σ g ⊙ h                       (straight-through: dL/dI passed to s, active or not)
-///     if I: dB += c · dyᵀ h;  dA += c · gᵀ x;  dx += c · g A
-/// An inactive block only computes h and g (two thin GEMMs) when score gradients are wanted — a run with learned
-/// scores whose gates have not settled — and nothing at all otherwise; its A and B are never written.
+/// A block adds I · c · B A to its Linear's weight W [out, in] (c = alpha/r, I = the block's gate,
+/// ``Gates/mask``). The blocks of one group (``LoRAGroup``: q, k, v share the packed weight and the input) run as:
+///
+/// Forward, paired with ``backward(layer:group:dy:ldy:x:)``:
+///     W' = W + Σ_active c · B A  (rows of each block's target; ``weight(layer:group:base:)``, built per call
+///                                   into scratch, W itself when no block of the group is active)
+///     y = x W'ᵀ + b               (the caller's Linear, one GEMM: the LoRA term rides in the base GEMM)
+///     h = x [A_1; …; A_k]ᵀ        (``forward(layer:group:x:)``, one GEMM for the group, [rows, k·r], saved)
+/// Backward, with the caller's Linear computing dx = dy W' (= dy W + Σ_active c · g A) and, per block, g = dy B:
+///     ds += c · Σ g ⊙ h           (straight-through: dL/dI passed to s, active or not)
+///     if I: dB += c · dyᵀ h;  dA += c · gᵀ x   (the group's dA in one GEMM over x)
+/// A block that does not run (inactive, scores not learned or the gates settled) costs nothing; an inactive block
+/// that runs for its score only computes h and g. A and B are never written.
 public final class LoRARun {
     public let adapters: LoRAAdapters
     public let rows: Int
     public let training: Bool
     let saved: FloatBuffer
+    /// One allocation, carved into ``merged`` (one region per group), ``gStack`` [rows, 3r], ``aStack`` and
+    /// ``dAStack`` [3r, max in].
     let scratch: FloatBuffer
+    let merged: [UnsafeMutablePointer<Float>]
+    let gStack, aStack, dAStack: UnsafeMutablePointer<Float>
     /// Gradients of A and B (same layout as the parameters), accumulated; nil for inference.
     public let grads: TensorStore?
     /// dL/ds per block, accumulated; nil when the gates are not learned (plain LoRA, inference).
     public let scoreGrads: FloatBuffer?
+    /// groupBlocks[layer][group]: the block indices of the group's targets that have blocks (consecutive).
+    let groupBlocks: [[Range<Int>]]
 
     public init(adapters: LoRAAdapters, activations acts: ViTActivations, gradients: Bool, scoreGradients: Bool) throws {
         self.adapters = adapters
         rows = acts.rows
         training = acts.training
-        let r = adapters.config.rank
+        let r = adapters.config.rank, model = adapters.model
         saved = try FloatBuffer(count: (acts.training ? adapters.blocks.count : 1) * rows * r)
-        scratch = try FloatBuffer(count: rows * r)
+        groupBlocks = (0..<model.numLayers).map { l in
+            LoRAGroup.allCases.map { g in
+                let idx = g.targets.compactMap { adapters.block(layer: l, target: $0)?.index }
+                precondition(idx.isEmpty || idx.last! - idx.first! + 1 == idx.count, "LoRA blocks of a group in order")
+                return (idx.first ?? 0)..<((idx.last ?? -1) + 1)
+            }
+        }
+        let maxIn = max(model.hiddenSize, model.mlpSize)
+        var sizes = LoRAGroup.allCases.map { g -> Int in
+            let f = g.features(model)
+            return g.targets.contains { adapters.config.targets.contains($0) } ? f.in * f.out : 0
+        }
+        sizes += [rows * 3 * r, 3 * r * maxIn, 3 * r * maxIn]
+        scratch = try FloatBuffer(count: sizes.reduce(0, +))
+        var p = scratch.base, regions: [UnsafeMutablePointer<Float>] = []
+        for s in sizes { regions.append(p); p += s }
+        merged = Array(regions[0..<LoRAGroup.allCases.count])
+        gStack = regions[4]; aStack = regions[5]; dAStack = regions[6]
         grads = gradients ? try adapters.makeStore() : nil
         scoreGrads = gradients && scoreGradients ? try FloatBuffer(count: adapters.blocks.count) : nil
     }
@@ -38,47 +87,99 @@ public final class LoRARun {
         scoreGrads?.zero()
     }
 
-    func h(_ b: LoRAAdapters.Block) -> UnsafeMutablePointer<Float> {
-        saved.base + (training ? b.index : 0) * rows * adapters.config.rank
+    /// The group's saved h [rows, k·r] (block j of the group in columns j·r ..< (j+1)·r).
+    func h(_ blocks: Range<Int>) -> UnsafeMutablePointer<Float> {
+        saved.base + (training ? blocks.lowerBound : 0) * rows * adapters.config.rank
     }
 
-    /// Whether the score gradients are computed in this pass: the run has them and the gates still learn.
+    /// Whether the score gradients are computed in this pass: the run has them and the gates still learn (once
+    /// they settle, an inactive block costs nothing).
     var learnsScores: Bool { scoreGrads != nil && !adapters.gates.settled }
 
-    /// Whether the block must run: it acts, or its score needs h for the straight-through gradient.
-    func runs(_ b: LoRAAdapters.Block) -> Bool { adapters.gates.mask[b.index] || learnsScores }
+    /// Whether the block must run: it acts, or its score needs h and g for the straight-through gradient.
+    func runs(_ i: Int) -> Bool { adapters.gates.mask[i] || learnsScores }
 
-    /// Adds the block's contribution to y [rows, out] (row stride ldy) from x [rows, in].
-    func forward(layer: Int, target: LoRATarget, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int) {
-        guard let b = adapters.block(layer: layer, target: target), runs(b) else { return }
-        let r = adapters.config.rank, h = h(b)
-        sgemm(transB: true, m: rows, n: r, k: b.inFeatures, a: x, lda: b.inFeatures,
-              b: adapters.a(b), ldb: b.inFeatures, c: h, ldc: r)
-        if adapters.gates.mask[b.index] {
-            sgemm(transB: true, m: rows, n: b.outFeatures, k: r, alpha: adapters.config.scale, a: h, lda: r,
-                  b: adapters.b(b), ldb: r, beta: 1, c: y, ldc: ldy)
-        }
+    /// Whether the backward will want h (LoRA or score gradients on training activations).
+    var savesH: Bool { training && (grads != nil || scoreGrads != nil) }
+
+    /// Rows of a block's target in the group's (packed) weight: q at 0, k at D, v at 2D.
+    func rowOffset(_ b: LoRAAdapters.Block) -> Int {
+        b.target == .key ? b.outFeatures : b.target == .value ? 2 * b.outFeatures : 0
     }
 
-    /// Backward of ``forward(layer:target:x:y:ldy:)``: dy [rows, out] (stride ldy); adds to dx [rows, in].
-    func backward(layer: Int, target: LoRATarget, dy: UnsafePointer<Float>, ldy: Int, x: UnsafePointer<Float>,
-                  dx: UnsafeMutablePointer<Float>) {
-        guard let b = adapters.block(layer: layer, target: target), runs(b) else { return }
-        let r = adapters.config.rank, c = adapters.config.scale, h = h(b), g = scratch.base
-        let inF = b.inFeatures, outF = b.outFeatures
-        sgemm(m: rows, n: r, k: outF, a: dy, lda: ldy, b: adapters.b(b), ldb: r, c: g, ldc: r)
-        if let sg = scoreGrads, learnsScores {
-            var s: Double = 0
-            for i in 0..<(rows * r) { s += Double(g[i]) * Double(h[i]) }
-            sg[b.index] += c * Float(s)
+    /// The weight the group's Linear must use in the forward and the backward: W' = W + Σ_active c · B A
+    /// (each active block's product added to its target's rows of the packed weight), built into scratch from
+    /// `base` (the group's W [out, in]); `base` itself when no block of the group is active (bit for bit the base
+    /// model). The backward rebuilds the same W' (the parameters do not change in between).
+    func weight(layer: Int, group: LoRAGroup, base: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        let blocks = groupBlocks[layer][group.rawValue], mask = adapters.gates.mask
+        guard blocks.contains(where: { mask[$0] }) else { return base }
+        let f = group.features(adapters.model), w = merged[group.rawValue], r = adapters.config.rank
+        Parallel.forChunks(f.out, work: f.out * f.in) { _, rs in
+            (w + rs.lowerBound * f.in).update(from: base + rs.lowerBound * f.in, count: rs.count * f.in)
         }
-        guard adapters.gates.mask[b.index] else { return }
-        if let grads {
-            sgemm(transA: true, m: outF, n: r, k: rows, alpha: c, a: dy, lda: ldy, b: h, ldb: r,
-                  beta: 1, c: adapters.b(b, in: grads), ldc: r)
-            sgemm(transA: true, m: r, n: inF, k: rows, alpha: c, a: g, lda: r, b: x, ldb: inF,
-                  beta: 1, c: adapters.a(b, in: grads), ldc: inF)
+        for i in blocks where mask[i] {
+            let b = adapters.blocks[i]
+            sgemm(m: b.outFeatures, n: b.inFeatures, k: r, alpha: adapters.config.scale, a: adapters.b(b), lda: r,
+                  b: adapters.a(b), ldb: b.inFeatures, beta: 1, c: w + rowOffset(b) * b.inFeatures, ldc: b.inFeatures)
         }
-        sgemm(m: rows, n: inF, k: r, alpha: c, a: g, lda: r, b: adapters.a(b), ldb: inF, beta: 1, c: dx, ldc: inF)
+        return UnsafePointer(w)
+    }
+
+    /// Saves h = x [A_1; …; A_k]ᵀ [rows, k·r] for the group's blocks (x [rows, in]) when the backward will need
+    /// it and one of them runs. The output itself came from the Linear on ``weight(layer:group:base:)``.
+    func forward(layer: Int, group: LoRAGroup, x: UnsafePointer<Float>) {
+        let blocks = groupBlocks[layer][group.rawValue]
+        guard savesH, blocks.contains(where: runs) else { return }
+        let r = adapters.config.rank, k = blocks.count, inF = adapters.blocks[blocks.lowerBound].inFeatures
+        var a = UnsafePointer(adapters.a(adapters.blocks[blocks.lowerBound]))
+        if k > 1 {
+            for (j, i) in blocks.enumerated() {
+                (aStack + j * r * inF).update(from: adapters.a(adapters.blocks[i]), count: r * inF)
+            }
+            a = UnsafePointer(aStack)
+        }
+        sgemm(transB: true, m: rows, n: k * r, k: inF, a: x, lda: inF, b: a, ldb: inF, c: h(blocks), ldc: k * r)
+    }
+
+    /// Backward of ``forward(layer:group:x:)`` and of the LoRA part of ``weight(layer:group:base:)``: dy [rows,
+    /// out of the packed weight] (row stride ldy; a block's columns start at its row offset in the weight), x the
+    /// forward's input [rows, in]. dx is the caller's (dy W' already holds c · g A).
+    func backward(layer: Int, group: LoRAGroup, dy: UnsafePointer<Float>, ldy: Int, x: UnsafePointer<Float>) {
+        let blocks = groupBlocks[layer][group.rawValue], mask = adapters.gates.mask
+        guard blocks.contains(where: runs) else { return }
+        let r = adapters.config.rank, c = adapters.config.scale, k = blocks.count, ldh = k * r
+        let h = h(blocks), g = gStack
+        for (j, i) in blocks.enumerated() where runs(i) {
+            let b = adapters.blocks[i], dyb = dy + rowOffset(b), hj = h + j * r, gj = g + j * r
+            sgemm(m: rows, n: r, k: b.outFeatures, a: dyb, lda: ldy, b: adapters.b(b), ldb: r, c: gj, ldc: ldh)
+            if let sg = scoreGrads, learnsScores {
+                var s: Double = 0
+                for row in 0..<rows {
+                    let gr = gj + row * ldh, hr = hj + row * ldh
+                    for q in 0..<r { s += Double(gr[q]) * Double(hr[q]) }
+                }
+                sg[i] += c * Float(s)
+            }
+            if mask[i], let grads {
+                sgemm(transA: true, m: b.outFeatures, n: r, k: rows, alpha: c, a: dyb, lda: ldy, b: hj, ldb: ldh,
+                      beta: 1, c: adapters.b(b, in: grads), ldc: r)
+            }
+        }
+        guard let grads, let first = blocks.first(where: { mask[$0] }),
+              let last = blocks.last(where: { mask[$0] }) else { return }
+        let inF = adapters.blocks[first].inFeatures, j0 = first - blocks.lowerBound
+        if first == last {
+            sgemm(transA: true, m: r, n: inF, k: rows, alpha: c, a: g + j0 * r, lda: ldh, b: x, ldb: inF,
+                  beta: 1, c: adapters.a(adapters.blocks[first], in: grads), ldc: inF)
+            return
+        }
+        // dA of blocks first…last in one pass over x (rows of blocks in between that are inactive are dropped).
+        sgemm(transA: true, m: (last - first + 1) * r, n: inF, k: rows, alpha: c, a: g + j0 * r, lda: ldh,
+              b: x, ldb: inF, c: dAStack, ldc: inF)
+        for i in first...last where mask[i] {
+            let dA = adapters.a(adapters.blocks[i], in: grads), src = dAStack + (i - first) * r * inF
+            for e in 0..<(r * inF) { dA[e] += src[e] }
+        }
     }
 }

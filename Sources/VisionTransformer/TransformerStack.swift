@@ -46,22 +46,30 @@ public final class TransformerStack {
         let d = config.hiddenSize, m = config.mlpSize, n = acts.rows, eps = config.layerNormEps
         Kernels.layerNormForward(a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, a.resIn, gamma: w.norm1W, beta: w.norm1B,
                                  rows: n, cols: d, eps: eps)
-        linearForward(a.qkv, a.ln1, weight: w.qkvW, bias: w.qkvB, rows: n, inFeatures: d, outFeatures: 3 * d)
-        lora?.forward(layer: l, target: .query, x: a.ln1, y: a.qkv, ldy: 3 * d)
-        lora?.forward(layer: l, target: .key, x: a.ln1, y: a.qkv + d, ldy: 3 * d)
-        lora?.forward(layer: l, target: .value, x: a.ln1, y: a.qkv + 2 * d, ldy: 3 * d)
+        linearForward(a.qkv, a.ln1, weight: weight(lora, l, .qkv, w.qkvW),
+                      bias: w.qkvB, rows: n, inFeatures: d, outFeatures: 3 * d)
+        lora?.forward(layer: l, group: .qkv, x: a.ln1)
         attentionForward(a.ctx, probs: a.probs, qkv: a.qkv, shape: acts.attention)
-        linearForward(a.attnOut, a.ctx, weight: w.oW, bias: w.oB, rows: n, inFeatures: d, outFeatures: d)
-        lora?.forward(layer: l, target: .output, x: a.ctx, y: a.attnOut, ldy: d)
+        linearForward(a.attnOut, a.ctx, weight: weight(lora, l, .output, w.oW),
+                      bias: w.oB, rows: n, inFeatures: d, outFeatures: d)
+        lora?.forward(layer: l, group: .output, x: a.ctx)
         layerScaleResidualForward(a.resMid, residual: a.resIn, a.attnOut, gamma: w.ls1, rows: n, cols: d)
         Kernels.layerNormForward(a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, a.resMid, gamma: w.norm2W, beta: w.norm2B,
                                  rows: n, cols: d, eps: eps)
-        linearForward(a.fc1, a.ln2, weight: w.fc1W, bias: w.fc1B, rows: n, inFeatures: d, outFeatures: m)
-        lora?.forward(layer: l, target: .fc1, x: a.ln2, y: a.fc1, ldy: m)
+        linearForward(a.fc1, a.ln2, weight: weight(lora, l, .fc1, w.fc1W),
+                      bias: w.fc1B, rows: n, inFeatures: d, outFeatures: m)
+        lora?.forward(layer: l, group: .fc1, x: a.ln2)
         Kernels.activationForward(config.activation, a.gelu, a.fc1, count: n * m)
-        linearForward(a.fc2, a.gelu, weight: w.fc2W, bias: w.fc2B, rows: n, inFeatures: m, outFeatures: d)
-        lora?.forward(layer: l, target: .fc2, x: a.gelu, y: a.fc2, ldy: d)
+        linearForward(a.fc2, a.gelu, weight: weight(lora, l, .fc2, w.fc2W),
+                      bias: w.fc2B, rows: n, inFeatures: m, outFeatures: d)
+        lora?.forward(layer: l, group: .fc2, x: a.gelu)
         layerScaleResidualForward(out, residual: a.resMid, a.fc2, gamma: w.ls2, rows: n, cols: d)
+    }
+
+    /// The weight a block's Linear runs on: W' = W + Σ_active c · B A of `lora`'s blocks on it
+    /// (``LoRARun/weight(layer:group:base:)``), or W.
+    func weight(_ lora: LoRARun?, _ l: Int, _ group: LoRAGroup, _ w: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        lora?.weight(layer: l, group: group, base: w) ?? UnsafePointer(w)
     }
 
     // MARK: Backward
@@ -101,27 +109,29 @@ public final class TransformerStack {
         let d = config.hiddenSize, m = config.mlpSize, n = acts.rows
         // out = resMid + ls2 ⊙ fc2
         layerScaleResidualBackward(s.dA, dGamma: g?.ls2, s.dRes, a.fc2, gamma: w.ls2, rows: n, cols: d)
-        linearBackward(s.dHidden, dWeight: g?.fc2W, dBias: g?.fc2B, s.dA, a.gelu, weight: w.fc2W,
+        linearBackward(s.dHidden, dWeight: g?.fc2W, dBias: g?.fc2B, s.dA, a.gelu,
+                       weight: weight(lora, l, .fc2, w.fc2W),
                        rows: n, inFeatures: m, outFeatures: d)
-        lora?.backward(layer: l, target: .fc2, dy: s.dA, ldy: d, x: a.gelu, dx: s.dHidden)
+        lora?.backward(layer: l, group: .fc2, dy: s.dA, ldy: d, x: a.gelu)
         Kernels.activationBackward(config.activation, s.dHidden, s.dHidden, a.fc1, count: n * m)
-        linearBackward(s.dA, dWeight: g?.fc1W, dBias: g?.fc1B, s.dHidden, a.ln2, weight: w.fc1W,
+        linearBackward(s.dA, dWeight: g?.fc1W, dBias: g?.fc1B, s.dHidden, a.ln2,
+                       weight: weight(lora, l, .fc1, w.fc1W),
                        rows: n, inFeatures: d, outFeatures: m)
-        lora?.backward(layer: l, target: .fc1, dy: s.dHidden, ldy: m, x: a.ln2, dx: s.dA)
+        lora?.backward(layer: l, group: .fc1, dy: s.dHidden, ldy: m, x: a.ln2)
         Kernels.layerNormBackward(s.dA, dgamma: g?.norm2W, dbeta: g?.norm2B, s.dA, a.resMid, mean: a.ln2Mean,
                                   rstd: a.ln2Rstd, gamma: w.norm2W, rows: n, cols: d, scratch: s.lnScratch)
         addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resMid
         // resMid = resIn + ls1 ⊙ attnOut
         layerScaleResidualBackward(s.dA, dGamma: g?.ls1, s.dRes, a.attnOut, gamma: w.ls1, rows: n, cols: d)
-        linearBackward(s.dCtx, dWeight: g?.oW, dBias: g?.oB, s.dA, a.ctx, weight: w.oW,
+        linearBackward(s.dCtx, dWeight: g?.oW, dBias: g?.oB, s.dA, a.ctx,
+                       weight: weight(lora, l, .output, w.oW),
                        rows: n, inFeatures: d, outFeatures: d)
-        lora?.backward(layer: l, target: .output, dy: s.dA, ldy: d, x: a.ctx, dx: s.dCtx)
+        lora?.backward(layer: l, group: .output, dy: s.dA, ldy: d, x: a.ctx)
         attentionBackward(dqkv: s.dqkv, dprobs: s.dProbs, s.dCtx, probs: a.probs, qkv: a.qkv, shape: acts.attention)
-        linearBackward(s.dA, dWeight: g?.qkvW, dBias: g?.qkvB, s.dqkv, a.ln1, weight: w.qkvW,
+        linearBackward(s.dA, dWeight: g?.qkvW, dBias: g?.qkvB, s.dqkv, a.ln1,
+                       weight: weight(lora, l, .qkv, w.qkvW),
                        rows: n, inFeatures: d, outFeatures: 3 * d)
-        lora?.backward(layer: l, target: .query, dy: s.dqkv, ldy: 3 * d, x: a.ln1, dx: s.dA)
-        lora?.backward(layer: l, target: .key, dy: s.dqkv + d, ldy: 3 * d, x: a.ln1, dx: s.dA)
-        lora?.backward(layer: l, target: .value, dy: s.dqkv + 2 * d, ldy: 3 * d, x: a.ln1, dx: s.dA)
+        lora?.backward(layer: l, group: .qkv, dy: s.dqkv, ldy: 3 * d, x: a.ln1)
         Kernels.layerNormBackward(s.dA, dgamma: g?.norm1W, dbeta: g?.norm1B, s.dA, a.resIn, mean: a.ln1Mean,
                                   rstd: a.ln1Rstd, gamma: w.norm1W, rows: n, cols: d, scratch: s.lnScratch)
         addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resIn
