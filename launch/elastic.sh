@@ -2,7 +2,8 @@
 # its np, hostfile, max_restarts, dry, bin, extra and mpirun_cmd).
 #
 # A failed attempt (exit ≠ 0, ≠ 75) is followed by: a check of every host of the current hostfile through the
-# launch agent mpirun uses (plm_rsh_agent, else ssh), SELORA_PROBE_TIMEOUT seconds each; the hosts that do not
+# launch agent mpirun uses (SELORA_PROBE_AGENT, else plm_rsh_agent, else ssh: `AGENT HOST true`),
+# SELORA_PROBE_TIMEOUT seconds each (default 10); the hosts that do not
 # answer are dropped (and named); then `selora train … --resume RUN` on the remaining slots, with the same global
 # batch. Layout rule (B = --batch-size, the global batch; m = the first attempt's per-rank micro-batch
 # B / (ranks · K)): ranks = the largest R ≤ min(first attempt's ranks, slots left) that divides B; then
@@ -71,7 +72,7 @@ probe() {
     for ((i = 0; i < ${#extra[@]}; i++)); do
         [[ "${extra[$i]}" == plm_rsh_agent ]] && agent="${extra[$((i + 1))]:-}"
     done
-    agent="${agent:-${OMPI_MCA_plm_rsh_agent:-}}"
+    agent="${SELORA_PROBE_AGENT:-${agent:-${OMPI_MCA_plm_rsh_agent:-}}}"
     if [[ -n "$agent" ]]; then
         # shellcheck disable=SC2086
         timeout "$t" ${agent%%:*} "$h" true </dev/null >/dev/null 2>&1
