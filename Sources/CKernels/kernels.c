@@ -156,12 +156,14 @@ typedef struct {
                               size_t, float);
     void (*layernorm_backward)(const float *, const float *, float *, const float *, const float *,
                                const float *, float *, float *, size_t, size_t);
+    void (*thin_rows)(const float *, size_t, const float *, size_t, float *, size_t, size_t, size_t, size_t, float);
+    void (*thin_outer)(float *, size_t, const float *, size_t, const float *, size_t, size_t, size_t, size_t);
 } ck_impl;
 
 #define CK_IMPL(isa)                                                                                           \
     { #isa, gelu_forward_##isa, gelu_backward_##isa, quick_gelu_forward_##isa, quick_gelu_backward_##isa,       \
       softmax_rows_##isa, softmax_backward_rows_##isa,          \
-      layernorm_forward_##isa, layernorm_backward_##isa }
+      layernorm_forward_##isa, layernorm_backward_##isa, thin_rows_##isa, thin_outer_##isa }
 
 // Ordered from lowest to highest level.
 static const ck_impl ck_impls[] = {
@@ -263,4 +265,14 @@ void ck_layernorm_forward(const float *x, float *y, float *mean, float *rstd, co
 void ck_layernorm_backward(const float *x, const float *dy, float *dx, const float *mean, const float *rstd,
                            const float *gamma, float *dgamma, float *dbeta, size_t rows, size_t cols) {
     ck_impl_get()->layernorm_backward(x, dy, dx, mean, rstd, gamma, dgamma, dbeta, rows, cols);
+}
+
+void ck_thin_rows(const float *x, size_t ldx, const float *w, size_t ldw, float *out, size_t ldo, size_t rows,
+                  size_t k, size_t r, float alpha) {
+    ck_impl_get()->thin_rows(x, ldx, w, ldw, out, ldo, rows, k, r, alpha);
+}
+
+void ck_thin_outer(float *acc, size_t lda, const float *s, size_t lds, const float *x, size_t ldx, size_t rows,
+                   size_t r, size_t cols) {
+    ck_impl_get()->thin_outer(acc, lda, s, lds, x, ldx, rows, r, cols);
 }

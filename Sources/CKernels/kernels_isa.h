@@ -249,6 +249,144 @@ static void CK_FN(layernorm_backward)(const float *x, const float *dy, float *dx
     }
 }
 
+// ---- Thin GEMMs of LoRA: one side is the rank r (≤ 8 per register block), the other thousands of rows. ----
+// OpenBLAS packs the large operand for these shapes and reaches a fraction of its peak; these read it once.
+
+#define CK_TR_RB (VW >= 16 ? 2 : 1)   // rows per register block of thin_rows: RB·8 accumulators (+ RB + 1)
+#define CK_TO_CW (VW >= 16 ? 2 : 1)   // vectors per column chunk of thin_outer: 8·CW accumulators (+ CW + 1)
+
+/// out[(i+ρ)·ldo + j] = alpha · Σ_q x[(i+ρ)·ldx + q] · w[j·ldw + q]   for ρ < rb, j < nj (rb, nj constants).
+static inline __attribute__((always_inline)) void CK_FN(thin_rows_block)(
+        const float *x, size_t ldx, const float *w, size_t ldw, float *out, size_t ldo, size_t k, float alpha,
+        const int rb, const int nj) {
+    VF acc[CK_TR_RB][8];
+    for (int p = 0; p < rb; p++)
+        for (int j = 0; j < nj; j++) acc[p][j] = V_ZERO;
+    size_t q = 0;
+    for (; q + VW <= k; q += VW) {
+        VF xv[CK_TR_RB];
+        for (int p = 0; p < rb; p++) xv[p] = V_LOAD(x + p * ldx + q);
+        for (int j = 0; j < nj; j++) {
+            VF wv = V_LOAD(w + j * ldw + q);
+            for (int p = 0; p < rb; p++) acc[p][j] = V_FMA(xv[p], wv, acc[p][j]);
+        }
+    }
+    if (q < k) {   // dead lanes load as 0 on both sides
+        VM m = V_TAIL(k - q);
+        VF xv[CK_TR_RB];
+        for (int p = 0; p < rb; p++) xv[p] = V_LOADM(x + p * ldx + q, m);
+        for (int j = 0; j < nj; j++) {
+            VF wv = V_LOADM(w + j * ldw + q, m);
+            for (int p = 0; p < rb; p++) acc[p][j] = V_FMA(xv[p], wv, acc[p][j]);
+        }
+    }
+    for (int p = 0; p < rb; p++)
+        for (int j = 0; j < nj; j++) out[p * ldo + j] = alpha * V_HSUM(acc[p][j]);
+}
+
+#define CK_TR_CASES(rb)                                                                                          \
+    switch (nj) {                                                                                              \
+    case 8: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 8); break;                         \
+    case 7: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 7); break;                         \
+    case 6: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 6); break;                         \
+    case 5: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 5); break;                         \
+    case 4: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 4); break;                         \
+    case 3: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 3); break;                         \
+    case 2: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 2); break;                         \
+    default: CK_FN(thin_rows_block)(xi, ldx, wj, ldw, oij, ldo, k, alpha, rb, 1); break;                        \
+    }
+
+/// out[i·ldo + j] = alpha · Σ_q x[i·ldx + q] · w[j·ldw + q]   (out = alpha · x · wᵀ, w [r, k]), rows outermost so
+/// each row of x is read from memory once whatever r is.
+static void CK_FN(thin_rows)(const float *x, size_t ldx, const float *w, size_t ldw, float *out, size_t ldo,
+                             size_t rows, size_t k, size_t r, float alpha) {
+    size_t i = 0;
+    for (; i + CK_TR_RB <= rows; i += CK_TR_RB) {
+        const float *xi = x + i * ldx;
+        for (size_t j0 = 0; j0 < r; j0 += 8) {
+            const size_t nj = r - j0 < 8 ? r - j0 : 8;
+            const float *wj = w + j0 * ldw;
+            float *oij = out + i * ldo + j0;
+            CK_TR_CASES(CK_TR_RB)
+        }
+    }
+    for (; i < rows; i++) {
+        const float *xi = x + i * ldx;
+        for (size_t j0 = 0; j0 < r; j0 += 8) {
+            const size_t nj = r - j0 < 8 ? r - j0 : 8;
+            const float *wj = w + j0 * ldw;
+            float *oij = out + i * ldo + j0;
+            CK_TR_CASES(1)
+        }
+    }
+}
+#undef CK_TR_CASES
+
+/// acc[j·lda + q] += Σ_{i < rows} s[i·lds + j] · x[i·ldx + q]   for j < nj (constant), q0 ≤ q < q0 + cw·VW
+/// (cw constant; with `m` the last vector's lanes past the end are masked off).
+static inline __attribute__((always_inline)) void CK_FN(thin_outer_chunk)(
+        float *acc, size_t lda, const float *s, size_t lds, const float *x, size_t ldx, size_t rows, size_t q0,
+        const int nj, const int cw, int masked, VM m) {
+    VF a[8][CK_TO_CW];
+    for (int j = 0; j < nj; j++)
+        for (int c = 0; c < cw; c++)
+            a[j][c] = masked ? V_LOADM(acc + j * lda + q0 + c * VW, m) : V_LOAD(acc + j * lda + q0 + c * VW);
+    for (size_t i = 0; i < rows; i++) {
+        const float *xr = x + i * ldx + q0, *sr = s + i * lds;
+        VF xv[CK_TO_CW];
+        for (int c = 0; c < cw; c++) xv[c] = masked ? V_LOADM(xr + c * VW, m) : V_LOAD(xr + c * VW);
+        for (int j = 0; j < nj; j++) {
+            VF sv = V_SET1(sr[j]);
+            for (int c = 0; c < cw; c++) a[j][c] = V_FMA(sv, xv[c], a[j][c]);
+        }
+    }
+    for (int j = 0; j < nj; j++)
+        for (int c = 0; c < cw; c++) {
+            if (masked) V_STOREM(acc + j * lda + q0 + c * VW, m, a[j][c]);
+            else V_STORE(acc + j * lda + q0 + c * VW, a[j][c]);
+        }
+}
+
+/// The row block [rows ≤ CK_TO_RB] × all of cols for one register block of nj (constant) outputs.
+static inline __attribute__((always_inline)) void CK_FN(thin_outer_rows)(
+        float *acc, size_t lda, const float *s, size_t lds, const float *x, size_t ldx, size_t rows, size_t cols,
+        const int nj) {
+    size_t q = 0;
+    for (; q + CK_TO_CW * VW <= cols; q += CK_TO_CW * VW)
+        CK_FN(thin_outer_chunk)(acc, lda, s, lds, x, ldx, rows, q, nj, CK_TO_CW, 0, V_TAIL(1));
+    for (; q + VW <= cols; q += VW) CK_FN(thin_outer_chunk)(acc, lda, s, lds, x, ldx, rows, q, nj, 1, 0, V_TAIL(1));
+    if (q < cols) CK_FN(thin_outer_chunk)(acc, lda, s, lds, x, ldx, rows, q, nj, 1, 1, V_TAIL(cols - q));
+}
+
+#define CK_TO_RB 8   // rows per block: x is read row after row (8 streams); acc [r, cols] stays in L1/L2
+
+/// acc[j·lda + q] += Σ_i s[i·lds + j] · x[i·ldx + q]   (acc += sᵀ x, acc [r, cols]).
+static void CK_FN(thin_outer)(float *acc, size_t lda, const float *s, size_t lds, const float *x, size_t ldx,
+                              size_t rows, size_t r, size_t cols) {
+    for (size_t i0 = 0; i0 < rows; i0 += CK_TO_RB) {
+        const size_t rb = rows - i0 < CK_TO_RB ? rows - i0 : CK_TO_RB;
+        const float *si = s + i0 * lds, *xi = x + i0 * ldx;
+        for (size_t j0 = 0; j0 < r; j0 += 8) {
+            const size_t nj = r - j0 < 8 ? r - j0 : 8;
+            float *aj = acc + j0 * lda;
+            const float *sj = si + j0;
+            switch (nj) {
+            case 8: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 8); break;
+            case 7: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 7); break;
+            case 6: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 6); break;
+            case 5: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 5); break;
+            case 4: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 4); break;
+            case 3: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 3); break;
+            case 2: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 2); break;
+            default: CK_FN(thin_outer_rows)(aj, lda, sj, lds, xi, ldx, rb, cols, 1); break;
+            }
+        }
+    }
+}
+#undef CK_TO_RB
+#undef CK_TR_RB
+#undef CK_TO_CW
+
 #undef CK_SQRT1_2
 #undef CK_INV_SQRT_2PI
 #undef CK_QUICK_GELU_K

@@ -124,3 +124,52 @@ extension Kernels {
         ck_softmax_backward_rows(p, dp, rows, cols, cols, scale)
     }
 }
+
+/// LoRA's thin GEMMs (one side the rank r, the other `rows` long), rows split across ``Parallel/workers``. OpenBLAS
+/// packs the long operand for these shapes and reaches a fraction of its peak; these read each of its rows once.
+extension Kernels {
+    /// Scratch floats ``thinOuter(_:lda:transposed:_:lds:_:ldx:rows:r:cols:alpha:partials:)`` needs for the
+    /// per-worker partial sums of an [r, cols] result.
+    public static func thinOuterScratchCount(r: Int, cols: Int) -> Int { max(1, Parallel.workers) * r * cols }
+
+    /// out = alpha · x · wᵀ for w [r, k]: out[i, j] = alpha · Σ_q x[i, q] · w[j, q] (written); x [rows, k] with row
+    /// stride ldx, w with row stride ldw, out [rows, r] with row stride ldo. The kernel keeps w in L1 and reduces
+    /// each output across a vector; when w is larger than 16 KiB (r·k > 4096) sgemm does it faster.
+    public static func thinRows(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int,
+                                _ w: UnsafePointer<Float>, ldw: Int, rows: Int, k: Int, r: Int, alpha: Float = 1) {
+        guard r * k <= 4096 else {
+            sgemm(transB: true, m: rows, n: r, k: k, alpha: alpha, a: x, lda: ldx, b: w, ldb: ldw, c: out, ldc: ldo)
+            return
+        }
+        Parallel.forChunks(rows, work: rows * k * r) { _, rs in
+            ck_thin_rows(x + rs.lowerBound * ldx, ldx, w, ldw, out + rs.lowerBound * ldo, ldo, rs.count, k, r, alpha)
+        }
+    }
+
+    /// acc += alpha · sᵀ · x, i.e. acc[j, q] += alpha · Σ_i s[i, j] · x[i, q] (ACCUMULATED), for s [rows, r] (row
+    /// stride lds), x [rows, cols] (row stride ldx), acc [r, cols] (row stride lda); `transposed`: acc is
+    /// [cols, r] and acc[q, j] += … instead. Each worker sums its rows into its own slice of `partials`
+    /// (``thinOuterScratchCount(r:cols:)`` floats), then acc += alpha · Σ slices.
+    public static func thinOuter(_ acc: UnsafeMutablePointer<Float>, lda: Int, transposed: Bool = false,
+                                 _ s: UnsafePointer<Float>, lds: Int, _ x: UnsafePointer<Float>, ldx: Int,
+                                 rows: Int, r: Int, cols: Int, alpha: Float, partials: UnsafeMutablePointer<Float>) {
+        let work = rows * cols * r, chunks = Parallel.chunkCount(rows, work: work)
+        partials.initialize(repeating: 0, count: chunks * r * cols)
+        Parallel.forChunks(rows, work: work) { c, rs in
+            ck_thin_outer(partials + c * r * cols, cols, s + rs.lowerBound * lds, lds, x + rs.lowerBound * ldx, ldx,
+                          rs.count, r, cols)
+        }
+        for c in 0..<chunks {
+            let part = partials + c * r * cols
+            for j in 0..<r {
+                let p = part + j * cols
+                if transposed {
+                    for q in 0..<cols { acc[q * lda + j] += alpha * p[q] }
+                } else {
+                    let a = acc + j * lda
+                    for q in 0..<cols { a[q] += alpha * p[q] }
+                }
+            }
+        }
+    }
+}

@@ -43,10 +43,10 @@ public final class LoRARun {
     public let training: Bool
     let saved: FloatBuffer
     /// One allocation, carved into ``merged`` (one region per group), ``gStack`` [rows, 3r], ``aStack`` and
-    /// ``dAStack`` [3r, max in].
+    /// ``dAStack`` [3r, max in], ``bT`` [r, max out] and the thin kernels' per-worker ``partials``.
     let scratch: FloatBuffer
     let merged: [UnsafeMutablePointer<Float>]
-    let gStack, aStack, dAStack: UnsafeMutablePointer<Float>
+    let gStack, aStack, dAStack, bT, partials: UnsafeMutablePointer<Float>
     /// Gradients of A and B (same layout as the parameters), accumulated; nil for inference.
     public let grads: TensorStore?
     /// dL/ds per block, accumulated; nil when the gates are not learned (plain LoRA, inference).
@@ -72,12 +72,13 @@ public final class LoRARun {
             let f = g.features(model)
             return g.targets.contains { adapters.config.targets.contains($0) } ? f.in * f.out : 0
         }
-        sizes += [rows * 3 * r, 3 * r * maxIn, 3 * r * maxIn]
+        sizes += [rows * 3 * r, 3 * r * maxIn, 3 * r * maxIn, r * maxIn,
+                  Kernels.thinOuterScratchCount(r: 3 * r, cols: maxIn)]
         scratch = try FloatBuffer(count: sizes.reduce(0, +))
         var p = scratch.base, regions: [UnsafeMutablePointer<Float>] = []
         for s in sizes { regions.append(p); p += s }
         merged = Array(regions[0..<LoRAGroup.allCases.count])
-        gStack = regions[4]; aStack = regions[5]; dAStack = regions[6]
+        gStack = regions[4]; aStack = regions[5]; dAStack = regions[6]; bT = regions[7]; partials = regions[8]
         grads = gradients ? try adapters.makeStore() : nil
         scoreGrads = gradients && scoreGradients ? try FloatBuffer(count: adapters.blocks.count) : nil
     }
@@ -139,7 +140,7 @@ public final class LoRARun {
             }
             a = UnsafePointer(aStack)
         }
-        sgemm(transB: true, m: rows, n: k * r, k: inF, a: x, lda: inF, b: a, ldb: inF, c: h(blocks), ldc: k * r)
+        Kernels.thinRows(h(blocks), ldo: k * r, x, ldx: inF, a, ldw: inF, rows: rows, k: inF, r: k * r)
     }
 
     /// Backward of ``forward(layer:group:x:)`` and of the LoRA part of ``weight(layer:group:base:)``: dy [rows,
@@ -151,8 +152,12 @@ public final class LoRARun {
         let r = adapters.config.rank, c = adapters.config.scale, k = blocks.count, ldh = k * r
         let h = h(blocks), g = gStack
         for (j, i) in blocks.enumerated() where runs(i) {
-            let b = adapters.blocks[i], dyb = dy + rowOffset(b), hj = h + j * r, gj = g + j * r
-            sgemm(m: rows, n: r, k: b.outFeatures, a: dyb, lda: ldy, b: adapters.b(b), ldb: r, c: gj, ldc: ldh)
+            let b = adapters.blocks[i], outF = b.outFeatures, dyb = dy + rowOffset(b), hj = h + j * r, gj = g + j * r
+            let bp = adapters.b(b)
+            for o in 0..<outF {
+                for q in 0..<r { bT[q * outF + o] = bp[o * r + q] }
+            }
+            Kernels.thinRows(gj, ldo: ldh, dyb, ldx: ldy, bT, ldw: outF, rows: rows, k: outF, r: r)
             if let sg = scoreGrads, learnsScores {
                 var s: Double = 0
                 for row in 0..<rows {
@@ -162,21 +167,23 @@ public final class LoRARun {
                 sg[i] += c * Float(s)
             }
             if mask[i], let grads {
-                sgemm(transA: true, m: b.outFeatures, n: r, k: rows, alpha: c, a: dyb, lda: ldy, b: hj, ldb: ldh,
-                      beta: 1, c: adapters.b(b, in: grads), ldc: r)
+                Kernels.thinOuter(adapters.b(b, in: grads), lda: r, transposed: true, hj, lds: ldh, dyb, ldx: ldy,
+                                  rows: rows, r: r, cols: outF, alpha: c, partials: partials)
             }
         }
         guard let grads, let first = blocks.first(where: { mask[$0] }),
               let last = blocks.last(where: { mask[$0] }) else { return }
         let inF = adapters.blocks[first].inFeatures, j0 = first - blocks.lowerBound
         if first == last {
-            sgemm(transA: true, m: r, n: inF, k: rows, alpha: c, a: g + j0 * r, lda: ldh, b: x, ldb: inF,
-                  beta: 1, c: adapters.a(adapters.blocks[first], in: grads), ldc: inF)
+            Kernels.thinOuter(adapters.a(adapters.blocks[first], in: grads), lda: inF, g + j0 * r, lds: ldh, x,
+                              ldx: inF, rows: rows, r: r, cols: inF, alpha: c, partials: partials)
             return
         }
         // dA of blocks first…last in one pass over x (rows of blocks in between that are inactive are dropped).
-        sgemm(transA: true, m: (last - first + 1) * r, n: inF, k: rows, alpha: c, a: g + j0 * r, lda: ldh,
-              b: x, ldb: inF, c: dAStack, ldc: inF)
+        let span = (last - first + 1) * r
+        dAStack.update(repeating: 0, count: span * inF)
+        Kernels.thinOuter(dAStack, lda: inF, g + j0 * r, lds: ldh, x, ldx: inF, rows: rows, r: span, cols: inF,
+                          alpha: c, partials: partials)
         for i in first...last where mask[i] {
             let dA = adapters.a(adapters.blocks[i], in: grads), src = dAStack + (i - first) * r * inF
             for e in 0..<(r * inF) { dA[e] += src[e] }

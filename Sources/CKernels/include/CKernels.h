@@ -51,6 +51,17 @@ void ck_layernorm_forward(const float *x, float *y, float *mean, float *rstd,
 void ck_layernorm_backward(const float *x, const float *dy, float *dx, const float *mean, const float *rstd,
                            const float *gamma, float *dgamma, float *dbeta, size_t rows, size_t cols);
 
+/// Thin GEMM with a small output width r (LoRA's x·Aᵀ and dy·B): out[i·ldo + j] = alpha · Σ_q x[i·ldx + q] · w[j·ldw + q]
+/// for i < rows, j < r, q < k (out = alpha · x · wᵀ, out written). Reads each row of x once.
+void ck_thin_rows(const float *x, size_t ldx, const float *w, size_t ldw, float *out, size_t ldo, size_t rows,
+                  size_t k, size_t r, float alpha);
+
+/// Thin GEMM reducing over rows into a small r × cols result (LoRA's dyᵀ·h and gᵀ·x):
+/// acc[j·lda + q] += Σ_i s[i·lds + j] · x[i·ldx + q]   for j < r, q < cols, i < rows (acc += sᵀ · x, ACCUMULATED).
+/// Reads x row after row. Callers split rows across threads with one acc each.
+void ck_thin_outer(float *acc, size_t lda, const float *s, size_t lds, const float *x, size_t ldx, size_t rows,
+                   size_t r, size_t cols);
+
 #ifdef __cplusplus
 }
 #endif
