@@ -31,10 +31,12 @@ enum LoRAGroup: Int, CaseIterable {
 ///     W' = W + Σ_active c · B A  (rows of each block's target; ``weight(layer:group:base:)``, built per call
 ///                                   into scratch, W itself when no block of the group is active)
 ///     y = x W'ᵀ + b               (the caller's Linear, one GEMM: the LoRA term rides in the base GEMM)
-///     h = x [A_1; …; A_k]ᵀ        (``forward(layer:group:x:)``, one GEMM for the group, [rows, k·r], saved)
+///     h = x [A_1; …; A_k]ᵀ        (``forward(layer:group:x:)``, one pass over x for the group, [rows, k·r], saved)
 /// Backward, with the caller's Linear computing dx = dy W' (= dy W + Σ_active c · g A) and, per block, g = dy B:
 ///     ds += c · Σ g ⊙ h           (straight-through: dL/dI passed to s, active or not)
-///     if I: dB += c · dyᵀ h;  dA += c · gᵀ x   (the group's dA in one GEMM over x)
+///     if I: dB += c · dyᵀ h;  dA += c · gᵀ x   (the group's dA in one pass over x)
+/// The thin products (r columns or r rows) run on ``Kernels/thinRows(_:ldo:_:ldx:_:ldw:rows:k:r:alpha:)`` and
+/// ``Kernels/thinOuter(_:lda:transposed:_:lds:_:ldx:rows:r:cols:alpha:partials:)``.
 /// A block that does not run (inactive, scores not learned or the gates settled) costs nothing; an inactive block
 /// that runs for its score only computes h and g. A and B are never written.
 public final class LoRARun {
