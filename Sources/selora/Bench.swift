@@ -102,11 +102,6 @@ struct Bench: ParsableCommand {
     func run() throws {
         let log = runtime.start("selora.bench")
         var results: [[String: Any]] = []
-        let peak = sgemmPeak()
-        print(String(format: "OpenBLAS %@, %d thread(s), element-wise %@", BLASInfo.coreName, BLASInfo.numThreads, Kernels.isa))
-        print(String(format: "sgemm 2048³: %.1f GFLOP/s (reference peak)", peak))
-        results.append(["kind": "sgemm", "gflops": peak, "core": BLASInfo.coreName, "threads": BLASInfo.numThreads])
-
         let model: ViTModel
         if let weights {
             model = try ModelOptions.loadModel(weights: weights, log: log)
@@ -123,6 +118,11 @@ struct Bench: ParsableCommand {
         if methodList.contains("settled"), !pattern.mask.contains(true) {
             throw ValidationError("--methods settled: the gate pattern (\(pattern.source)) has no active block, so nothing would be differentiated")
         }
+        // Timing starts once the inputs are known to be good.
+        let peak = sgemmPeak()
+        print(String(format: "OpenBLAS %@, %d thread(s), element-wise %@", BLASInfo.coreName, BLASInfo.numThreads, Kernels.isa))
+        print(String(format: "sgemm 2048³: %.1f GFLOP/s (reference peak)", peak))
+        results.append(["kind": "sgemm", "gflops": peak, "core": BLASInfo.coreName, "threads": BLASInfo.numThreads])
         let grads = weightGradients || methodList.contains("full") ? try model.makeGradients() : nil
         for c in cases {
             let (size, batch) = try parseCase(c)
