@@ -179,8 +179,9 @@ def main():
         out_md.append("\nThe time not hidden behind the backward splits into the wait for the slowest rank to finish its "
                       "backward (a one-float all-reduce started once every gradient bucket has started completes when "
                       "the last rank gets there; rank 0's view: when rank 0 is the slowest it waits for nobody) and "
-                      "the transfer of what is still in flight after that (medians of each over the steps, so the two "
-                      "need not add up exactly).")
+                      "the transfer of what is still in flight after that: the all-reduce rounds that need both ranks "
+                      "inside MPI (on a busy machine, also the time a descheduled rank takes to answer). Medians of "
+                      "each over the steps, so the two need not add up exactly.")
         if ("selective", "shm") in comm and ("lora", "shm") in comm:
             r = comm[("selective", "shm")]["bytes"] / comm[("lora", "shm")]["bytes"]
             a = comm[("selective", "shm")]["active"] / 72
