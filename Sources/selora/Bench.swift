@@ -69,6 +69,10 @@ struct Bench: ParsableCommand {
         for m in methods.split(separator: ",") where !Self.allMethods.contains(String(m)) {
             throw ValidationError("--methods: unknown case `\(m)`; expected \(Self.allMethods.joined(separator: ", "))")
         }
+        if weightGradients, methods.split(separator: ",").contains("settled") {
+            throw ValidationError("--weight-gradients with --methods settled: a settled backward stops at the lowest active "
+                + "layer and computes no base-weight gradients")
+        }
         for c in cases { _ = try parseCase(c) }
         if let shape, CLIPModel.shape(shape) == nil {
             throw ValidationError("--shape \(shape): expected ViT-B-32, ViT-B-16 or ViT-L-14")

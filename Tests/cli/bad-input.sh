@@ -155,6 +155,7 @@ BA=("$SELORA" bench --weights "$WEIGHTS" --cases 28x2 --steps 1 --log-level erro
 expect_fail "bench: --adapter is not a directory" "--adapter $T/noadapter" "no such directory" -- "${BA[@]}" --adapter "$T/noadapter" --methods settled
 mkdir -p "$T/emptyadapter"
 expect_fail "bench: --adapter without adapter_config.json" "--adapter $T/emptyadapter" "adapter_config.json" -- "${BA[@]}" --adapter "$T/emptyadapter" --methods settled
+expect_fail "bench: settled with base-weight gradients" "--weight-gradients" "settled" -- "${BA[@]}" --weight-gradients true --methods settled
 expect_fail "bench: settled with no active block" "--methods settled" "no active block" -- "${BA[@]}" --active-percent 0 --methods settled
 if "$PY" "$REPO/tools/make_gate_adapter.py" "$T/gates" --rank 4 >/dev/null \
    && "${BA[@]}" --adapter "$T/gates" --methods lora,settled --json "$T/bench.json" >/dev/null 2>"$T/stderr" \
