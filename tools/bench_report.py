@@ -6,10 +6,14 @@
 RESULTS_DIR holds what launch/bench measured in one run:
   env.json                      machine, OpenBLAS core, date
   backbone.json                 `selora bench` records: sgemm peak and forward+backward steps per method / size
+                                (one process per method: peak_rss_bytes is the step's own peak)
+  gates-<method>-<round>.json   `selora bench --adapter` on launch/demo's gate pattern, rank 128, 56 px, batch 32:
+                                lora / selective / settled, one process each, alternated over rounds
   clip-b16.json                 the same for a random CLIP ViT-B/16 image tower (`selora bench --shape ViT-B-16`)
   comm-<method>-<link>.jsonl    metrics of 2-rank `selora train` runs (link: shm = one machine, tcp1g = 2 namespace
                                 hosts with a 1 Gbit/s rate limit per link)
   scale-<name>.jsonl            metrics of the scaling runs (1 BLAS thread per rank): r1b16, r1b32, r2b32
+  timings.tsv                   wall time per section of launch/bench
 The forgetting table comes from an `selora eval --out` directory (report.json, metrics-<method>.jsonl).
 
 Cluster cost model: ring all-reduce of N bytes over p ranks with link bandwidth B and per-hop latency a costs
@@ -46,6 +50,59 @@ def ring_seconds(nbytes, p, bits_per_s, hop=HOP_LATENCY_S):
     return 2 * (p - 1) / p * nbytes * 8 / bits_per_s + 2 * (p - 1) * hop
 
 
+def mb(nbytes):
+    return f"{nbytes / 1e6:.0f} MB" if nbytes else "–"
+
+
+def gate_section(R, out_md, summary):
+    """lora / selective / settled on launch/demo's gate pattern: medians over the rounds, and the settled / lora
+    step-time ratio per round (each round runs the three one after the other, so a round's ratio shares its load)."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(R, "gates-*-*.json"))):
+        method, rnd = os.path.basename(path)[6:-5].rsplit("-", 1)
+        step = next(x for x in json.load(open(path)) if x["kind"] == "step")
+        runs.setdefault(method, {})[int(rnd)] = step
+    if not {"lora", "settled"} <= set(runs):
+        return
+    x0 = next(iter(runs["settled"].values()))
+    out_md.append(f"## Gate pattern of launch/demo: lora vs selective vs settled (rank {x0['rank']}, {x0['size']} px, "
+                  f"batch {x0['batch']})\n")
+    out_md.append(f"Pattern: {x0['active_blocks']} of {x0['total_blocks']} blocks active ({x0['pattern_source']}; "
+                  f"`{x0['gate_pattern']}`), the backward of settled stops at layer {x0['backward_from_layer']}. "
+                  f"Each method runs in its own process (peak RSS is per process; the high-water mark is reset right "
+                  f"before each step, so it is the step's own peak); medians over {len(runs['settled'])} rounds.\n")
+    out_md.append("| method | forward | backward | step | images/s | step / sgemm (backbone; with LoRA GEMMs) | peak RSS | activations |")
+    out_md.append("|---|---|---|---|---|---|---|---|")
+    meds = {}
+    for m in ("lora", "selective", "settled"):
+        if m not in runs:
+            continue
+        xs = list(runs[m].values())
+        v = {k: med([x[k] for x in xs]) for k in ("forward_s", "backward_s", "step_s", "images_per_s", "fraction_of_sgemm",
+                                                  "fraction_of_sgemm_with_lora", "peak_rss_bytes", "activation_bytes")}
+        meds[m] = v
+        out_md.append(f"| {m} | {1e3 * v['forward_s']:.0f} ms | {1e3 * v['backward_s']:.0f} ms | {1e3 * v['step_s']:.0f} ms | "
+                      f"{v['images_per_s']:.1f} | {100 * v['fraction_of_sgemm']:.0f} %; {100 * v['fraction_of_sgemm_with_lora']:.0f} % | "
+                      f"{mb(v['peak_rss_bytes'])} | {mb(v['activation_bytes'])} |")
+    rounds = sorted(set(runs["lora"]) & set(runs["settled"]))
+    per_round = [runs["lora"][r]["step_s"] / runs["settled"][r]["step_s"] for r in rounds]
+    # The same ratio with each step normalised by the sgemm measured beside it (load from other processes
+    # slows both alike).
+    norm = [(runs["lora"][r]["step_s"] * runs["lora"][r]["sgemm_gflops"])
+            / (runs["settled"][r]["step_s"] * runs["settled"][r]["sgemm_gflops"]) for r in rounds]
+    ratio = med(per_round)
+    summary["settled_speedup_over_lora"] = ratio
+    summary["settled_speedup_over_lora_per_round"] = per_round
+    summary["settled_speedup_over_lora_sgemm_normalised"] = med(norm)
+    summary["gate_pattern_peak_rss_bytes"] = {m: v["peak_rss_bytes"] for m, v in meds.items()}
+    out_md.append(f"\nSettled is **{ratio:.2f}×** faster than LoRA per step (median of the rounds' ratios: "
+                  + ", ".join(f"{x:.2f}×" for x in per_round) + f"; normalised by the sgemm beside each step: "
+                  f"{med(norm):.2f}×; goal ≥ 1.6×)."
+                  + (f" Selective (score gradients for every block, full backward) is {meds['lora']['step_s'] / meds['selective']['step_s']:.2f}× "
+                     "faster than LoRA." if "selective" in meds else ""))
+    out_md.append("")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
@@ -64,12 +121,12 @@ def main():
     out_md.append("## Kernels: forward + backward vs the sgemm peak\n")
     out_md.append(f"sgemm 2048³: **{peak:.0f} GFLOP/s**. Each step's ratio is taken against an sgemm call made right "
                   "before it (median of the pairs), so machine load shifts both.\n")
-    out_md.append("| method | size | batch | images/s | GFLOP/s (backbone) | sgemm beside it | step / sgemm |")
-    out_md.append("|---|---|---|---|---|---|---|")
+    out_md.append("| method | size | batch | images/s | GFLOP/s (backbone) | sgemm beside it | step / sgemm | peak RSS |")
+    out_md.append("|---|---|---|---|---|---|---|---|")
     for x in steps:
         label = x.get("method", "base") + (f" ({x['active_blocks']} active)" if x.get("method") == "selective" else "")
         out_md.append(f"| {label} | {x['size']} px | {x['batch']} | {x['images_per_s']:.1f} | {x['gflops']:.0f} | "
-                      f"{x['sgemm_gflops']:.0f} | **{100 * x['fraction_of_sgemm']:.0f} %** |")
+                      f"{x['sgemm_gflops']:.0f} | **{100 * x['fraction_of_sgemm']:.0f} %** | {mb(x.get('peak_rss_bytes'))} |")
     base224 = [x for x in steps if x["size"] == 224 and x.get("method", "base") == "base"]
     summary["step_fraction_of_sgemm_224"] = base224[0]["fraction_of_sgemm"] if base224 else None
     sel = {x.get("method"): x for x in steps if x["size"] == 224}
@@ -92,6 +149,7 @@ def main():
         base = [x for x in cs if x["method"] == "base"]
         summary["clip_b16_step_fraction_of_sgemm_224"] = base[0]["fraction_of_sgemm"] if base else None
     out_md.append("")
+    gate_section(R, out_md, summary)
 
     # Communication
     comm = {}
@@ -103,16 +161,27 @@ def main():
             "bytes": med([r["bytes_reduced"] for r in recs]),
             "comm_ms": med([r["comm_ms"] for r in recs]),
             "exposed_ms": med([r["exposed_comm_ms"] for r in recs]),
+            # Older metrics have no split: all of the exposed time is then shown as transfer.
+            "wait_ms": med([r.get("wait_slowest_ms", 0.0) for r in recs]),
+            "transfer_ms": med([r["exposed_comm_ms"] - r.get("wait_slowest_ms", 0.0) for r in recs]),
             "compute_ms": med([r["compute_ms"] for r in recs]),
             "active": med([r["active_blocks"] for r in recs]),
         }
     if comm:
         out_md.append("## Communication: bytes and all-reduce time per step (2 ranks)\n")
-        out_md.append("| method | link | active blocks | bytes per step | all-reduce time (median) | not hidden behind backward | compute per step |")
-        out_md.append("|---|---|---|---|---|---|---|")
+        out_md.append("| method | link | active blocks | bytes per step | all-reduce time (median) | not hidden behind backward "
+                      "| of which: waiting for the slowest rank | of which: transfer | compute per step |")
+        out_md.append("|---|---|---|---|---|---|---|---|---|")
         for (m, link), c in sorted(comm.items()):
             out_md.append(f"| {m} | {'shared memory' if link == 'shm' else '2 hosts, TCP, 1 Gbit/s' if link == 'tcp1g' else link} | "
-                          f"{int(c['active'])} | {c['bytes'] / 1e6:.2f} MB | {c['comm_ms']:.1f} ms | {c['exposed_ms']:.1f} ms | {c['compute_ms']:.0f} ms |")
+                          f"{int(c['active'])} | {c['bytes'] / 1e6:.2f} MB | {c['comm_ms']:.1f} ms | {c['exposed_ms']:.1f} ms | "
+                          f"{c['wait_ms']:.1f} ms | {c['transfer_ms']:.1f} ms | {c['compute_ms']:.0f} ms |")
+        out_md.append("\nThe time not hidden behind the backward splits into the wait for the slowest rank to finish its "
+                      "backward (a one-float all-reduce started once every gradient bucket has started completes when "
+                      "the last rank gets there; rank 0's view: when rank 0 is the slowest it waits for nobody) and "
+                      "the transfer of what is still in flight after that: the all-reduce rounds that need both ranks "
+                      "inside MPI (on a busy machine, also the time a descheduled rank takes to answer). Medians of "
+                      "each over the steps, so the two need not add up exactly.")
         if ("selective", "shm") in comm and ("lora", "shm") in comm:
             r = comm[("selective", "shm")]["bytes"] / comm[("lora", "shm")]["bytes"]
             a = comm[("selective", "shm")]["active"] / 72
@@ -286,6 +355,14 @@ def main():
         except ImportError:
             pass
 
+    tp = os.path.join(R, "timings.tsv")
+    if os.path.exists(tp):
+        rows = [l.rstrip("\n").split("\t") for l in open(tp) if l.strip()]
+        out_md.append("## Wall time of this run, by section\n")
+        out_md.append("| section | seconds |")
+        out_md.append("|---|---|")
+        out_md.extend(f"| {name} | {sec} |" for name, sec in rows)
+        out_md.append(f"| total so far (before this report) | {sum(int(sec) for _, sec in rows)} |\n")
     with open(os.path.join(R, "report.md"), "w") as f:
         f.write("\n".join(out_md) + "\n")
     with open(os.path.join(R, "summary.json"), "w") as f:

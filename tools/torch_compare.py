@@ -18,6 +18,10 @@ reference in Tests/Fixtures/dinov2_ref_56.safetensors (max abs error of last_hid
 
 Both attention implementations of transformers ("eager" and "sdpa") are timed unless --attn picks one; the
 faster one is the result (the fair comparison).
+
+--blocks L.TARGET,... puts LoRA on those Linears only (PEFT `target_modules` = their module paths), the PyTorch
+counterpart of SelectiveLoRA's settled method on that gate pattern: autograd differentiates down to the lowest
+block holding a LoRA module and no further (no block-0 input gradient is forced).
 """
 from __future__ import annotations
 
@@ -69,8 +73,25 @@ def make_config(attn: str):
                         drop_path_rate=0.0, attn_implementation=attn)
 
 
-def build(weights: dict, attn: str, rank: int):
-    """Dinov2Model with the checkpoint loaded (strict but for mask_token), wrapped with PEFT LoRA."""
+TARGET_NAMES = ["query", "key", "value", "attention.output.dense", "mlp.fc1", "mlp.fc2"]   # SelectiveLoRA's names
+
+
+def parse_blocks(text: str) -> list[tuple[int, int]]:
+    """`L.TARGET,...` (TARGET in SelectiveLoRA's names) -> (layer, index into TARGET_NAMES) pairs."""
+    out = []
+    for item in filter(None, text.split(",")):
+        layer, _, target = item.partition(".")
+        if not layer.isdigit() or int(layer) >= 12 or target not in TARGET_NAMES:
+            raise SystemExit(f"--blocks: `{item}` is not LAYER.TARGET with LAYER < 12 and TARGET one of {', '.join(TARGET_NAMES)}")
+        out.append((int(layer), TARGET_NAMES.index(target)))
+    if not out:
+        raise SystemExit("--blocks: no block given")
+    return sorted(set(out))
+
+
+def build(weights: dict, attn: str, rank: int, blocks=None):
+    """Dinov2Model with the checkpoint loaded (strict but for mask_token), wrapped with PEFT LoRA on the six Linears
+    of every block, or on `blocks` ((layer, target index) pairs) only."""
     from peft import LoraConfig, get_peft_model
     from transformers import Dinov2Model
 
@@ -94,13 +115,18 @@ def build(weights: dict, attn: str, rank: int):
         raise SystemExit(f"mlp.fc1 is {fc1.in_features}->{fc1.out_features}, expected 384->1536")
 
     targets, paths = TARGETS[naming]
+    if blocks is None:
+        wanted = [f"encoder.layer.{l}.{p}" for l in range(12) for p in paths]
+    else:
+        wanted = [f"encoder.layer.{l}.{paths[t]}" for l, t in blocks]
+        targets = wanted
     cfg = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, lora_dropout=0.0, bias="none")
     peft_model = get_peft_model(model, cfg)
     matched = sorted(n for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer"))
-    want = sorted(f"base_model.model.encoder.layer.{l}.{p}" for l in range(12) for p in paths)
+    want = sorted(f"base_model.model.{w}" for w in wanted)
     if matched != want:
         extra, lacking = sorted(set(matched) - set(want)), sorted(set(want) - set(matched))
-        raise SystemExit(f"PEFT matched {len(matched)} modules, expected the 72 of the six Linears per block: "
+        raise SystemExit(f"PEFT matched {len(matched)} modules, expected {len(want)}: "
                          f"unexpected {extra[:6]}, lacking {lacking[:6]}")
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     if not trainable or any("lora_" not in n for n in trainable):
@@ -178,6 +204,8 @@ def main() -> None:
                     help="attention implementation(s) to time; with both, the faster is the result")
     ap.add_argument("--no-block0-input-grad", action="store_true",
                     help="let autograd stop inside block 0 (SelectiveLoRA does not: it goes down to the embeddings)")
+    ap.add_argument("--blocks", help="LoRA on these Linears only, as LAYER.TARGET,... (e.g. 4.mlp.fc1,5.mlp.fc1); "
+                    "autograd then stops at the lowest of them")
     ap.add_argument("--weights", default=os.path.join(REPO, "weights/dinov2-vits14.safetensors"))
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
@@ -186,6 +214,7 @@ def main() -> None:
     if not os.path.exists(a.weights):
         raise SystemExit(f"{a.weights}: no such file (launch/fetch-weights writes it)")
 
+    blocks = parse_blocks(a.blocks) if a.blocks else None
     torch.set_num_threads(a.threads)
     import peft
     import transformers
@@ -207,7 +236,7 @@ def main() -> None:
     impls = ["eager", "sdpa"] if a.attn == "both" else [a.attn]
     results = {}
     for attn in impls:
-        model, naming, n_modules, n_trainable = build(weights, attn, a.rank)
+        model, naming, n_modules, n_trainable = build(weights, attn, a.rank, blocks)
         err = check_reference(model)
         log(f"[{attn}] {n_modules} LoRA modules (transformers {naming} names), {n_trainable} trainable parameters; "
             f"B = 0 forward vs onnxruntime reference at 56 px: max abs {err:.2e}")
@@ -217,17 +246,18 @@ def main() -> None:
             for n, p in model.named_parameters():
                 if "lora_B" in n:
                     p.fill_(0.01)
-        r = time_steps(model, a.size, a.batch, a.steps, not a.no_block0_input_grad)
+        r = time_steps(model, a.size, a.batch, a.steps, not a.no_block0_input_grad and blocks is None)
         r.update({"reference_max_abs": err, "lora_modules": n_modules, "trainable_params": n_trainable,
                   "naming": naming})
         results[attn] = r
-        log(f"[{attn}] {a.size} px batch {a.batch} lora r{a.rank}: forward {r['forward_s']:.3f} s, "
+        log(f"[{attn}] {a.size} px batch {a.batch} lora r{a.rank} on {n_modules} Linears: forward {r['forward_s']:.3f} s, "
             f"backward {r['backward_s']:.3f} s, {r['images_per_s']:.2f} images/s (median of {a.steps})")
         del model
     best = min(results, key=lambda k: results[k]["step_s"])
     log(f"faster attention implementation: {best}")
     out = {"framework": "pytorch", **info, "size": a.size, "batch": a.batch, "rank": a.rank, "steps": a.steps,
-           "block0_input_grad": not a.no_block0_input_grad, "attn": best, "by_attn": results,
+           "block0_input_grad": not a.no_block0_input_grad and blocks is None, "attn": best, "by_attn": results,
+           "blocks": a.blocks or "all 72",
            **{k: results[best][k] for k in ("forward_s", "backward_s", "step_s", "images_per_s")}}
     if a.json:
         with open(a.json, "w") as f:

@@ -77,6 +77,9 @@ public struct ParallelStepStats: Sendable {
     public var computeMilliseconds: Double
     public var commMilliseconds: Double
     public var exposedCommMilliseconds: Double
+    /// The part of ``exposedCommMilliseconds`` this rank waited for the slowest rank to finish its backward; the
+    /// rest is transfer (``GradientSync/waitSlowestSeconds``).
+    public var waitSlowestMilliseconds = 0.0
     /// Gate of every block in this step, in block order (empty without adapters).
     public var activeMask: [Bool]
     /// The update was skipped (non-finite loss or gradient, `--nonfinite skip`).
@@ -95,7 +98,8 @@ public struct ParallelStepStats: Sendable {
         func num(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
         return ["step": step, "loss": num(loss), "accuracy": num(accuracy), "lr": Double(lr), "active_blocks": activeBlocks,
          "grad_norm": num(gradNorm), "bytes_reduced": bytesReduced, "compute_ms": computeMilliseconds,
-         "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds, "active_mask": String(activeMask.map { $0 ? "1" : "0" }),
+         "comm_ms": commMilliseconds, "exposed_comm_ms": exposedCommMilliseconds,
+         "wait_slowest_ms": waitSlowestMilliseconds, "active_mask": String(activeMask.map { $0 ? "1" : "0" }),
          "skipped": skipped, "load_ms": loadMilliseconds, "load_exposed_ms": loadExposedMilliseconds,
          "settled": settled, "stop_requested": stopRequested]
     }
@@ -275,7 +279,8 @@ public final class DataParallelTrainer {
                                  activeBlocks: activeBlocks, gradNorm: norm,
                                  bytesReduced: sync.bytesReduced, computeMilliseconds: 1000 * (total - sync.commSeconds),
                                  commMilliseconds: 1000 * sync.commSeconds,
-                                 exposedCommMilliseconds: 1000 * sync.exposedSeconds, activeMask: mask, skipped: skipped,
+                                 exposedCommMilliseconds: 1000 * sync.exposedSeconds,
+                                 waitSlowestMilliseconds: 1000 * sync.waitSlowestSeconds, activeMask: mask, skipped: skipped,
                                  loadMilliseconds: 1000 * loader.loadSeconds,
                                  loadExposedMilliseconds: 1000 * loader.exposedSeconds,
                                  settled: trainer.gates?.settled ?? false, stopRequested: sync.stopRequested)

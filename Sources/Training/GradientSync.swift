@@ -9,7 +9,7 @@ import Tensors
 ///     [loss sum, correct, examples, stop requests] (summed, not averaged) + bucket "head"
 ///                                                                              — ``begin(lossSum:correct:count:stopRequested:)``
 ///     bucket "layer l", l = L−1 … 0                                           — ``layerDone(_:)``, from the backward
-///     bucket "stem"; wait for all; average into the gradients                  — ``finish()``
+///     bucket "stem"; arrival probe; wait for all; average into the gradients  — ``finish()``
 ///
 /// Only tensors that train in the step are packed (``TrainableTensors/isTraining(_:)``): an inactive LoRA block
 /// puts nothing in the buffer, so the traffic shrinks with the active set. Every rank derives the gates from the
@@ -31,6 +31,12 @@ public final class GradientSync {
     public private(set) var commSeconds = 0.0
     /// Seconds blocked in the final wait: the communication not hidden behind the backward.
     public private(set) var exposedSeconds = 0.0
+    /// The part of ``exposedSeconds`` spent waiting for the slowest rank to reach ``finish()`` (the rest is
+    /// transfer): the time blocked in `arrival`'s all-reduce, which completes once every rank has started it.
+    public private(set) var waitSlowestSeconds = 0.0
+    /// One float, all-reduced after every gradient bucket has started: a probe of when the last rank arrived.
+    let arrival: FloatBuffer
+    let arrivalRequest: PendingCollective
     /// Summed statistics of the last step: loss sum, correct predictions, examples.
     public private(set) var statistics = (lossSum: 0.0, correct: 0, count: 0)
     /// Whether any rank asked to stop in the last step (a preemption signal): every rank sees the same answer in
@@ -46,6 +52,8 @@ public final class GradientSync {
         self.tensors = tensors
         buffer = try FloatBuffer(count: Self.statisticsCount + tensors.totalCount)
         requests = tensors.buckets.map { _ in comm.makeRequest() }
+        arrival = try FloatBuffer(count: 1)
+        arrivalRequest = comm.makeRequest()
     }
 
     /// Starts a step: packs this rank's statistics (and whether it asks to stop) and the head's gradients (final
@@ -73,6 +81,9 @@ public final class GradientSync {
         timed { reduce(tensors.stemBucket) }
         if let failure { throw failure }
         let t0 = Date()
+        try comm.startAllSum(UnsafeMutableBufferPointer(start: arrival.base, count: 1), request: arrivalRequest)
+        try comm.wait(arrivalRequest)
+        waitSlowestSeconds = Date().timeIntervalSince(t0)
         for p in requests[..<started] { try comm.wait(p) }
         exposedSeconds = Date().timeIntervalSince(t0)
         timed {

@@ -150,6 +150,26 @@ if "$SELORA" merge --weights "$WEIGHTS" --adapter "$G" --out "$T/merged.safetens
     pass=$((pass + 1)); echo "PASS merge writes merged weights"
 else fail=$((fail + 1)); echo "FAIL merge"; fi
 
+# selora bench --adapter: a gate pattern from an adapter directory (tools/make_gate_adapter.py writes one).
+BA=("$SELORA" bench --weights "$WEIGHTS" --cases 28x2 --steps 1 --log-level error)
+expect_fail "bench: --adapter is not a directory" "--adapter $T/noadapter" "no such directory" -- "${BA[@]}" --adapter "$T/noadapter" --methods settled
+mkdir -p "$T/emptyadapter"
+expect_fail "bench: --adapter without adapter_config.json" "--adapter $T/emptyadapter" "adapter_config.json" -- "${BA[@]}" --adapter "$T/emptyadapter" --methods settled
+expect_fail "bench: settled with base-weight gradients" "--weight-gradients" "settled" -- "${BA[@]}" --weight-gradients true --methods settled
+expect_fail "bench: settled with no active block" "--methods settled" "no active block" -- "${BA[@]}" --active-percent 0 --methods settled
+if "$PY" "$REPO/tools/make_gate_adapter.py" "$T/gates" --rank 4 >/dev/null \
+   && "${BA[@]}" --adapter "$T/gates" --methods lora,settled --json "$T/bench.json" >/dev/null 2>"$T/stderr" \
+   && "$PY" - "$T/bench.json" <<'PY'
+import json, sys
+lora, settled = [x for x in json.load(open(sys.argv[1])) if x["kind"] == "step"]
+ok = (lora["active_blocks"], lora["rank"], lora["backward_from_layer"]) == (72, 4, 0) \
+     and (settled["active_blocks"], settled["rank"], settled["backward_from_layer"]) == (6, 4, 2) \
+     and settled["peak_rss_bytes"] > 0 and settled["step_s"] > 0
+sys.exit(0 if ok else 1)
+PY
+then pass=$((pass + 1)); echo "PASS bench --adapter: settled times the adapter's 6 blocks at its rank, backward from layer 2"
+else fail=$((fail + 1)); echo "FAIL bench --adapter on a written gate pattern"; sed 's/^/    /' "$T/stderr" | head -5; fi
+
 # CLIP: checkpoints, vocabulary, class lists, image size, overwriting.
 CF="$REPO/Tests/Fixtures/clip_ref/openclip_gelu.safetensors"
 VOCAB="$REPO/data/clip/bpe_simple_vocab_16e6.txt.gz"

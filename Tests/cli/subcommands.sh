@@ -30,6 +30,8 @@ run convert       "$SELORA" convert --weights "$WEIGHTS" --names transformers4 -
 run pixels        "$SELORA" pixels --images "$T/img" --recipe clip --image-size 28 --out "$T/px.safetensors"
 run embed         "$SELORA" embed --weights "$T/w4.safetensors" --images "$T/img" --image-size 28 --out "$T/emb.safetensors" "${L[@]}"
 run train         "$SELORA" train --weights "$WEIGHTS" "${SMALL[@]}" --steps 2 --batch-size 4 --rank 2 --out "$T/run" "${L[@]}"
+run bench-adapter "$SELORA" bench --weights "$WEIGHTS" --adapter "$T/run/adapter" --cases 28x2 --steps 1 \
+                      --methods lora,selective,settled "${L[@]}"
 run test          "$SELORA" test --weights "$WEIGHTS" "${SMALL[@]}" --adapter "$T/run/adapter" --head "$T/run/head.safetensors" "${L[@]}"
 run merge         "$SELORA" merge --weights "$WEIGHTS" --adapter "$T/run/adapter" --out "$T/merged.safetensors" "${L[@]}"
 run grad          "$SELORA" grad --weights "$WEIGHTS" --adapter "$FX/lora_grad_ref" --head "$FX/lora_grad_ref/head.safetensors" \
