@@ -163,7 +163,9 @@ struct Bench: ParsableCommand {
     }
 
     func timeCase(model: ViTModel, grads: ViTTensors?, size: Int, batch: Int, method: String, pattern: Pattern) throws -> [String: Any] {
-        let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size)
+        // Settled: the trainer keeps activations only from the lowest active layer up (ViTActivations savedFrom).
+        let settledFrom = method == "settled" ? (pattern.mask.firstIndex(of: true).map { $0 / max(1, pattern.config.targets.count) } ?? 0) : 0
+        let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, savedFrom: settledFrom)
         var lora: LoRARun?
         var adapters: LoRAAdapters?
         var lowest = 0
