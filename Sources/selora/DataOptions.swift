@@ -95,11 +95,7 @@ struct DataOptions: ParsableArguments {
 
     /// The evaluation recipe of image files for `model`: CLIP's for a CLIP image tower, DINOv2's otherwise.
     func recipe(for model: ViTConfig) throws -> Recipe {
-        do {
-            return model.projectionDim != nil
-                ? try .clip(resize: resizeSize ?? imageSize, crop: imageSize)
-                : try .dinov2(resize: resizeSize ?? Int((Double(imageSize) * 256 / 224).rounded()), crop: imageSize)
-        } catch let e as PreprocessingError { throw ValidationError("--image-size / --resize-size: \(e)") }
+        try imageRecipe(clip: model.projectionDim != nil, imageSize: imageSize, resizeSize: resizeSize)
     }
 
     /// The training and test sets as the trainer and evaluator read them, and whether to prefetch (image files).

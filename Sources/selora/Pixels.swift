@@ -31,12 +31,7 @@ struct ImageInputs: ParsableArguments {
     }
 
     func makeRecipe(_ name: RecipeName) throws -> Recipe {
-        do {
-            switch name {
-            case .dinov2: return try .dinov2(resize: resizeSize ?? Int((Double(imageSize) * 256 / 224).rounded()), crop: imageSize)
-            case .clip: return try .clip(resize: resizeSize ?? imageSize, crop: imageSize)
-            }
-        } catch let e as PreprocessingError { throw ValidationError("--image-size / --resize-size: \(e)") }
+        try imageRecipe(clip: name == .clip, imageSize: imageSize, resizeSize: resizeSize)
     }
 
     /// The files (absolute or as given), their labels and class names when the input has them.
@@ -92,6 +87,15 @@ struct ImageInputs: ParsableArguments {
         if let e = errors.lazy.compactMap({ $0 }).first { throw e }
         return out
     }
+}
+
+/// The evaluation recipe of `--image-size` / `--resize-size`: CLIP's processor (shorter side → the crop unless
+/// given) or DINOv2's (shorter side → crop · 256/224, as its processor's 256 → 224).
+func imageRecipe(clip: Bool, imageSize: Int, resizeSize: Int?) throws -> Recipe {
+    do {
+        return clip ? try .clip(resize: resizeSize ?? imageSize, crop: imageSize)
+            : try .dinov2(resize: resizeSize ?? Int((Double(imageSize) * 256 / 224).rounded()), crop: imageSize)
+    } catch let e as PreprocessingError { throw ValidationError("--image-size / --resize-size: \(e)") }
 }
 
 struct Pixels: ParsableCommand {
