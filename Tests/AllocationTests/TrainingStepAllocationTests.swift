@@ -34,8 +34,12 @@ final class TrainingStepAllocationTests: XCTestCase {
         throw XCTSkip("counted in the optimized build: launch/test runs `swift test -c release --filter AllocationTests`")
         #else
         for method in Training.Method.allCases {
-            let counts = try stepAllocations(method)
-            print("allocations per step, \(method.rawValue): \(counts)")
+            // The counter sees every thread: an unrelated thread's stray allocation (seen once in many runs) is
+            // filtered by taking, step by step, the smaller of two rounds — an allocation of the step's own work
+            // shows in both.
+            let a = try stepAllocations(method), b = try stepAllocations(method)
+            let counts = zip(a, b).map { min($0, $1) }
+            print("allocations per step, \(method.rawValue): \(counts) (rounds \(a), \(b))")
             XCTAssertEqual(counts, [0, 0, 0], method.rawValue)
         }
         #endif
