@@ -91,13 +91,19 @@ def gate_section(R, out_md, summary):
     norm = [(runs["lora"][r]["step_s"] * runs["lora"][r]["sgemm_gflops"])
             / (runs["settled"][r]["step_s"] * runs["settled"][r]["sgemm_gflops"]) for r in rounds]
     ratio = med(per_round)
+    # Best step of each method over every round: other jobs only ever add time, so the fastest steps are the
+    # least disturbed ones (older JSON without per-step times: the rounds' medians).
+    def best(m):
+        return min(min(x.get("step_times_s") or [x["step_s"]]) for x in runs[m].values())
+    best_ratio = best("lora") / best("settled")
     summary["settled_speedup_over_lora"] = ratio
+    summary["settled_speedup_over_lora_best_steps"] = best_ratio
     summary["settled_speedup_over_lora_per_round"] = per_round
     summary["settled_speedup_over_lora_sgemm_normalised"] = med(norm)
     summary["gate_pattern_peak_rss_bytes"] = {m: v["peak_rss_bytes"] for m, v in meds.items()}
     out_md.append(f"\nSettled is **{ratio:.2f}×** faster than LoRA per step (median of the rounds' ratios: "
                   + ", ".join(f"{x:.2f}×" for x in per_round) + f"; normalised by the sgemm beside each step: "
-                  f"{med(norm):.2f}×; goal ≥ 1.6×)."
+                  f"{med(norm):.2f}×; best step against best step: {best_ratio:.2f}×; goal ≥ 1.6×)."
                   + (f" Selective (score gradients for every block, full backward) is {meds['lora']['step_s'] / meds['selective']['step_s']:.2f}× "
                      "faster than LoRA." if "selective" in meds else ""))
     out_md.append("")

@@ -229,7 +229,7 @@ struct Bench: ParsableCommand {
             "kind": "step", "method": method, "size": size, "batch": batch, "forward_s": fwd, "backward_s": bwd,
             "images_per_s": ips, "gflops": gflops, "sgemm_gflops": stepPeak, "fraction_of_sgemm": ratio,
             "fraction_of_sgemm_with_lora": median(loraRatios), "lora_gflop": loraFLOPs / 1e9,
-            "fractions": ratios, "weight_gradients": grads != nil, "activation_bytes": acts.bytes,
+            "fractions": ratios, "step_times_s": zip(fwds, bwds).map { $0 + $1 }, "weight_gradients": grads != nil, "activation_bytes": acts.bytes,
             "active_blocks": activeBlocks, "step_s": fwd + bwd, "model": shape ?? "dinov2-s14",
             "total_blocks": adapters?.blocks.count ?? model.config.numLayers * LoRATarget.allCases.count,
             "peak_rss_bytes": peakRSS,
