@@ -36,8 +36,9 @@ struct Embed: ParsableCommand {
 
     func run() throws {
         let log = runtime.start("selora.embed")
-        let files = pixels == nil ? try inputs.list().paths : []
-        try checkOutput(out, notOneOf: (pixels.map { [$0] } ?? files) + [model.weights])
+        let files = pixels == nil ? try inputs.list().files : nil
+        try checkOutput(out, notOneOf: (pixels.map { [$0] } ?? files.map { $0.paths.indices.map($0.path(at:)) } ?? [])
+                        + [model.weights])
         let vit = try model.loadModel(log: log)
         let c = vit.config
         let (px, n, h, w): ([Float], Int, Int, Int)
@@ -52,10 +53,12 @@ struct Embed: ParsableCommand {
             guard px.allSatisfy({ $0.isFinite }) else {
                 throw ValidationError("--pixels \(pixels): `pixel_values` contains NaN or Inf")
             }
-        } else {
+        } else if let files {
             let recipe = try inputs.makeRecipe(inputs.recipe ?? (c.projectionDim != nil ? .clip : .dinov2))
             px = try inputs.pixels(files, recipe: recipe)
             (n, h, w) = (files.count, recipe.crop, recipe.crop)
+        } else {
+            throw ValidationError("give either --pixels F.safetensors or --images …")
         }
         _ = try c.patchGrid(height: h, width: w)
         let b = min(batchSize, n)

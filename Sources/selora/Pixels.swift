@@ -34,57 +34,50 @@ struct ImageInputs: ParsableArguments {
         try imageRecipe(clip: name == .clip, imageSize: imageSize, resizeSize: resizeSize)
     }
 
-    /// The files (absolute or as given), their labels and class names when the input has them.
-    func list() throws -> (paths: [String], labels: [Int32]?, classes: [String]?) {
+    /// The files as an ``ImageFileList`` (paths absolute or as given), and whether its labels mean anything: an
+    /// ImageFolder or a manifest (``DataOptions/fileList(_:flag:)``) has classes; a plain directory or a list of
+    /// files is one unnamed class.
+    func list() throws -> (files: ImageFileList, labelled: Bool) {
         guard !images.isEmpty else { throw ValidationError("--images: name a directory, a manifest or image files") }
         let fm = FileManager.default
+        func sorted(_ paths: [String]) -> [String] { paths.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) } }
+        func unlabelled(_ paths: [String]) throws -> (ImageFileList, Bool) {
+            (try ImageFileList(root: "", paths: paths, labels: [Int32](repeating: 0, count: paths.count),
+                               classNames: ["images"], source: "--images"), false)
+        }
         if images.count == 1 {
             let path = images[0]
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: path, isDirectory: &isDir) else { throw ValidationError("--images \(path): no such file or directory") }
+            let entries = isDir.boolValue ? ((try? fm.contentsOfDirectory(atPath: path)) ?? []) : []
+            let hasClassFolders = entries.contains { e in
+                var d: ObjCBool = false
+                return !e.hasPrefix(".") && fm.fileExists(atPath: path + "/" + e, isDirectory: &d) && d.boolValue
+            }
             let lower = path.lowercased()
-            if !isDir.boolValue, lower.hasSuffix(".csv") || lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") {
-                let l = try ImageFileList.manifest(at: path)
-                return (l.paths.indices.map { l.path(at: $0) }, l.labels, l.classNames)
+            if hasClassFolders || (!isDir.boolValue && [".csv", ".jsonl", ".ndjson"].contains(where: lower.hasSuffix)) {
+                return (try DataOptions.fileList(path, flag: "--images"), true)
             }
             if isDir.boolValue {
-                let entries = (try? fm.contentsOfDirectory(atPath: path)) ?? []
-                let hasClassFolders = entries.contains { e in
-                    var d: ObjCBool = false
-                    return !e.hasPrefix(".") && fm.fileExists(atPath: path + "/" + e, isDirectory: &d) && d.boolValue
-                }
-                if hasClassFolders {
-                    let l = try ImageFileList.imageFolder(root: path)
-                    return (l.paths.indices.map { l.path(at: $0) }, l.labels, l.classNames)
-                }
                 let files = entries.filter { e in
                     !e.hasPrefix(".") && ImageFileList.imageExtensions.contains { e.lowercased().hasSuffix($0) }
-                }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+                }
                 guard !files.isEmpty else { throw ValidationError("--images \(path): no image files (\(ImageFileList.imageExtensions.joined(separator: " ")))") }
-                return (files.map { path + "/" + $0 }, nil, nil)
+                return try unlabelled(sorted(files).map { path + "/" + $0 })
             }
         }
         for p in images where !fm.fileExists(atPath: p) { throw ValidationError("--images \(p): no such file") }
-        return (images.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }, nil, nil)
+        return try unlabelled(sorted(images))
     }
 
-    /// pixel_values [N, 3, crop, crop] of `paths` under `recipe` (decoding in parallel).
-    func pixels(_ paths: [String], recipe: Recipe) throws -> [Float] {
-        let per = recipe.floatsPerImage
-        var out = [Float](repeating: 0, count: paths.count * per)
-        var errors = [Error?](repeating: nil, count: paths.count)
-        let options = ImageDecodeOptions(applyEXIFOrientation: exifOrientation)
-        out.withUnsafeMutableBufferPointer { o in
-            errors.withUnsafeMutableBufferPointer { e in
-                let base = o.baseAddress!, errs = e.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: paths.count) { i in
-                    do { recipe.apply(try RGBImage.decode(path: paths[i], options: options), into: base + i * per) } catch {
-                        errs[i] = error
-                    }
-                }
-            }
-        }
-        if let e = errors.lazy.compactMap({ $0 }).first { throw e }
+    /// pixel_values [N, 3, crop, crop] of every file of `files` under `recipe`: the evaluation path of
+    /// ``ImageFileSource`` (decoded in parallel, no cache).
+    func pixels(_ files: ImageFileList, recipe: Recipe) throws -> [Float] {
+        let source = try ImageFileSource(list: files, recipe: recipe,
+                                         decodeOptions: ImageDecodeOptions(applyEXIFOrientation: exifOrientation),
+                                         cacheBytes: 0)
+        var out = [Float](repeating: 0, count: files.count * recipe.floatsPerImage)
+        try out.withUnsafeMutableBufferPointer { try source.load(Array(0..<files.count), epoch: nil, into: $0.baseAddress!) }
         return out
     }
 }
@@ -112,18 +105,19 @@ struct Pixels: ParsableCommand {
     var out: String
 
     func run() throws {
-        let (paths, labels, classes) = try inputs.list()
+        let (files, labelled) = try inputs.list()
+        let paths = files.paths.indices.map(files.path(at:))
         try checkOutput(out, notOneOf: paths)
         let recipe = try inputs.makeRecipe(inputs.recipe ?? .dinov2)
         let t0 = Date()
-        let px = try inputs.pixels(paths, recipe: recipe)
+        let px = try inputs.pixels(files, recipe: recipe)
         let s = Date().timeIntervalSince(t0)   // decode + preprocess (the write below is not timed)
         var w = SafeTensorsWriter()
         try w.add("pixel_values", floats: px, shape: [paths.count, 3, recipe.crop, recipe.crop])
-        if let labels { try w.add("labels", int64s: labels.map(Int64.init), shape: [labels.count]) }
+        if labelled { try w.add("labels", int64s: files.labels.map(Int64.init), shape: [files.count]) }
         var meta = ["format": "pt", "source": "selora pixels", "recipe": "\(recipe)"]
         meta["paths"] = String(decoding: try JSONSerialization.data(withJSONObject: paths), as: UTF8.self)
-        if let classes { meta["classes"] = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self) }
+        if labelled { meta["classes"] = String(decoding: try JSONSerialization.data(withJSONObject: files.classNames), as: UTF8.self) }
         try w.write(to: out, metadata: meta)
         print(String(format: "%d image(s) → %@ [%d, 3, %d, %d] (%@): decoded and preprocessed in %.2f s, %.0f images/s", paths.count, out, paths.count,
                      recipe.crop, recipe.crop, "\(recipe)", s, Double(paths.count) / max(s, 1e-9)))
