@@ -105,7 +105,7 @@ public final class Trainer {
     /// Phase 1: the gates for this step; every gradient zeroed (the backward accumulates with `+=`).
     public func beginStep() {
         updateGates()
-        if let g = gates, g.settled, backwardThrough == nil { settle(lowestActiveLayer(g)) }
+        if let a = adapters, a.gates.settled, backwardThrough == nil { settle(a.lowestActiveLayer ?? model.config.numLayers) }
         trainable.zeroGradients()
     }
 
@@ -124,10 +124,6 @@ public final class Trainer {
         acts = smaller
     }
 
-    func lowestActiveLayer(_ g: Gates) -> Int {
-        guard let a = adapters else { return 0 }
-        return a.layerBlocks.firstIndex { $0.contains { g.mask[$0] } } ?? model.config.numLayers
-    }
 
     /// Phase 2: forward through the backbone, the head and the mean cross-entropy on this rank's batch; the head's
     /// gradients. Returns (loss summed over the batch, correct count) so ranks can add them.

@@ -98,6 +98,10 @@ public final class LoRAAdapters {
 
     public var activeCount: Int { gates.activeCount }
 
+    /// The lowest layer holding an active block — where a backward for the adapters alone can stop — or nil
+    /// when no block is active.
+    public var lowestActiveLayer: Int? { layerBlocks.firstIndex { $0.contains { gates.mask[$0] } } }
+
     /// Trainable LoRA parameters of the active blocks (A and B; scores not counted).
     public var activeParameterCount: Int {
         blocks.filter { gates.mask[$0.index] }.reduce(0) { $0 + config.rank * ($1.inFeatures + $1.outFeatures) }

@@ -163,22 +163,19 @@ struct Bench: ParsableCommand {
     }
 
     func timeCase(model: ViTModel, grads: ViTTensors?, size: Int, batch: Int, method: String, pattern: Pattern) throws -> [String: Any] {
-        // Settled: the trainer keeps activations only from the lowest active layer up (ViTActivations savedFrom).
-        let settledFrom = method == "settled" ? (pattern.mask.firstIndex(of: true).map { $0 / max(1, pattern.config.targets.count) } ?? 0) : 0
-        let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, savedFrom: settledFrom)
-        var lora: LoRARun?
         var adapters: LoRAAdapters?
-        var lowest = 0
         if ["lora", "selective", "settled"].contains(method) {
             let a = try LoRAAdapters(model: model.config, config: pattern.config, seed: 1)
             for b in a.blocks { for i in 0..<(b.outFeatures * a.config.rank) { a.b(b)[i] = 0.01 } }
             if method == "lora" { a.gates.setAll(true) } else { a.gates.set(pattern.mask) }
-            if method == "settled" {
-                // Nothing below the lowest layer holding an active block needs a gradient.
-                lowest = a.blocks.first { a.gates.mask[$0.index] }?.layer ?? 0
-            }
-            lora = try LoRARun(adapters: a, activations: acts, gradients: true, scoreGradients: method == "selective")
             adapters = a
+        }
+        // Settled, as the trainer runs it: nothing below the lowest layer holding an active block needs a gradient,
+        // so the backward stops there and activations are kept only from there up.
+        let lowest = method == "settled" ? (adapters?.lowestActiveLayer ?? 0) : 0
+        let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, savedFrom: lowest)
+        let lora = try adapters.map {
+            try LoRARun(adapters: $0, activations: acts, gradients: true, scoreGradients: method == "selective")
         }
         let rank = adapters?.config.rank ?? 0
         let activeBlocks = adapters?.activeCount ?? 0
