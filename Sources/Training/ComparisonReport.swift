@@ -116,7 +116,7 @@ extension ComparisonReport {
                 return m.std[k].map { String(format: "%.1f ± %.1f", v, $0) } ?? String(format: "%.1f", v)
             }
             let blocks = (m.mean["total_blocks"] ?? 0) > 0
-                ? pm("active_blocks") + String(format: "/%.0f", m.mean["total_blocks"] ?? 0)
+                ? pm("active_blocks") + String(format: " of %.0f", m.mean["total_blocks"] ?? 0)
                     + (m.mean["active_fraction"].map { String(format: " (%.1f%%)", 100 * $0) } ?? "")
                 : "–"
             let params = m.mean["trainable_parameters"].map { String(format: "%.0f", $0) } ?? "–"
@@ -126,7 +126,12 @@ extension ComparisonReport {
             s += "| \(m.method) | \(m.n) | " + cols.map { Self.cell($0, mean: m.mean[$0], std: m.std[$0]) }.joined(separator: " | ")
                 + " | \(blocks) | \(params) | \(time) |\n"
         }
-        let shown = paired.filter { cols.contains($0.metric) }
+        let others = SeedStatistics.methods(runs)
+        let shown = paired.filter { cols.contains($0.metric) }.sorted {
+            let x = (others.firstIndex(of: $0.b) ?? 0, cols.firstIndex(of: $0.metric) ?? 0)
+            let y = (others.firstIndex(of: $1.b) ?? 0, cols.firstIndex(of: $1.metric) ?? 0)
+            return x < y
+        }
         if shown.contains(where: { $0.n >= 2 }) {
             s += "\n| difference | metric | n | mean ± std over seeds | marked |\n|---|---|---|---|---|\n"
             for d in shown {

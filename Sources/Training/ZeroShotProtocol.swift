@@ -141,23 +141,4 @@ public final class ZeroShotProtocol {
         for (k, (t, v)) in zip(heldOut, heldOutBefore).enumerated() { b[ZeroShotResult.retentionKey(k, name: t.name)] = v }
         return b
     }
-
-    /// The report table: one row per method.
-    public static func markdown(_ rs: [ZeroShotResult], targetZeroShot: Double, oodZeroShot: Double) -> String {
-        let names = rs.first?.heldOut.map(\.name) ?? []
-        var s = "| method | target acc | OOD acc | " + names.map { "\($0) zero-shot (before → after)" }.joined(separator: " | ")
-            + " | active blocks | trainable params |\n"
-        s += "|---|---|---|" + names.map { _ in "---|" }.joined() + "---|---|\n"
-        s += String(format: "| zero-shot (no training) | %.1f%% | %.1f%% | ", 100 * targetZeroShot, 100 * oodZeroShot)
-            + (rs.first?.heldOut ?? []).map { String(format: "%.1f%%", 100 * $0.before) }.joined(separator: " | ") + " | – | 0 |\n"
-        for r in rs {
-            let blocks = r.totalBlocks > 0
-                ? String(format: "%d/%d (%.1f%%)", r.activeBlocks, r.totalBlocks, 100 * Double(r.activeBlocks) / Double(r.totalBlocks))
-                : "–"
-            s += String(format: "| %@ | %.1f%% | %.1f%% | ", r.method, 100 * r.targetAccuracy, 100 * r.oodAccuracy)
-                + r.heldOut.map { String(format: "%.1f%% → %.1f%%", 100 * $0.before, 100 * $0.after) }.joined(separator: " | ")
-                + " | \(blocks) | \(r.trainableParameters) |\n"
-        }
-        return s
-    }
 }
