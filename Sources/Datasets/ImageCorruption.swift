@@ -147,6 +147,16 @@ public struct ImageCorruption: Equatable, Sendable {
         }
         let scale = Double(maxPixelValue)
         var x = image.map { Double($0) / scale }
+        corrupt(&x, height: height, width: width, parameters: parameters)
+        return x.map { UInt8(min(max(($0 * scale).rounded(), 0), scale)) }
+    }
+
+    /// The effects alone, on one plane in `[0, 1]` units (`height × width`, row-major), before any rounding:
+    /// rotation, contrast, noise exactly as the type's documentation says (the noise drawn from a copy of
+    /// `parameters.noise`, so calling this again with the same parameters gives the same noise).
+    /// ``corruptImage(_:height:width:maxPixelValue:parameters:)`` is this plus the scaling and the final rounding.
+    public func corrupt(_ x: inout [Double], height: Int, width: Int, parameters: Parameters) {
+        precondition(x.count == height * width && height >= 1 && width >= 1, "ImageCorruption.corrupt: plane size")
         if effects.contains(.rotation) {
             x = Self.rotated(x, height: height, width: width, degrees: Double(parameters.rotationDegrees))
         }
@@ -160,7 +170,6 @@ public struct ImageCorruption: Equatable, Sendable {
             let s = Double(noiseStd)
             for k in x.indices { x[k] += s * Double(rng.normal()) }
         }
-        return x.map { UInt8(min(max(($0 * scale).rounded(), 0), scale)) }
     }
 
     /// `image` (`height × width`, row-major, any values) rotated by `degrees` counter-clockwise as displayed about

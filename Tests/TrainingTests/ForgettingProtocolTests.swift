@@ -34,22 +34,36 @@ final class ForgettingProtocolTests: XCTestCase {
             _ = m.params.store.storage.buffer.update(fromContentsOf: weights)
             return m
         }
-        let target = (try dataset(24, seed: 1, classes: 3), try dataset(12, seed: 2, classes: 3))
-        let proto = ForgettingProtocol(loadModel: load, source: (try dataset(30, seed: 3, classes: 2), try dataset(10, seed: 4, classes: 2)),
-                                       target: target, targetOOD: try ImageCorruption(seed: 1).apply(target.1), size: 4, evalBatch: 5)
+        let t = ImageTransform(model: vit, size: 4)
+        func src(_ d: ImageDataset) -> ImageSource { TransformedImageSet(d, transform: t) }
+        let targetTest = try dataset(12, seed: 2, classes: 3), targetTrain = src(try dataset(24, seed: 1, classes: 3))
+        let sourceTrain = try dataset(30, seed: 3, classes: 2), sourceTest = try dataset(10, seed: 4, classes: 2)
+        let proto = ForgettingProtocol(loadModel: load,
+                                       sources: [ForgettingSource(name: "s", train: src(sourceTrain), test: src(sourceTest))],
+                                       targetTrain: { _ in targetTrain }, targetTest: src(targetTest),
+                                       targetOOD: src(try ImageCorruption(seed: 1).apply(targetTest)), evalBatch: 5)
         try proto.prepare()
+        // The kNN baseline equals the classifier on the pretrained features computed independently.
+        let ev = try Evaluator(model: try load(), adapters: nil, size: 4, batch: 7)
+        let knn = KNNClassifier(memory: try ev.features(sourceTrain), labels: sourceTrain.labels, dim: vit.featureDim, classes: 2)
+        XCTAssertEqual(proto.baselines["retention.s.knn"], knn.accuracy(try ev.features(sourceTest), labels: sourceTest.labels))
         var c = TrainingConfig()
         c.steps = 6; c.batchSize = 4; c.warmupSteps = 1; c.lora.rank = 2; c.lr = 0.05
         c.method = .linearProbe
         let probe = try proto.run(config: c)
-        XCTAssertEqual(probe.sourceRetention, probe.sourceBaseline)
-        XCTAssertEqual(probe.cosineDrift, 0, accuracy: 1e-12)
+        XCTAssertEqual(probe["retention.s.probe"], proto.baselines["retention.s.probe"])
+        XCTAssertEqual(probe["retention.s.knn"], proto.baselines["retention.s.knn"])
+        XCTAssertEqual(try XCTUnwrap(probe["drift.s"]), 0, accuracy: 1e-12)
+        XCTAssertNil(probe["active_fraction"])
         c.method = .lora
         let lora = try proto.run(config: c)
-        XCTAssertGreaterThan(lora.cosineDrift, 0)
-        XCTAssertEqual(lora.activeBlocks, 12)
+        XCTAssertGreaterThan(try XCTUnwrap(lora["drift.s"]), 0)
+        XCTAssertEqual(lora["active_blocks"], 12)
+        XCTAssertEqual(lora["active_fraction"], 1)
         for r in [probe, lora] {
-            for v in [r.targetAccuracy, r.oodAccuracy, r.sourceRetention] { XCTAssert((0...1).contains(v)) }
+            for k in ["target_accuracy", "ood_accuracy", "retention.s.probe", "retention.s.knn"] {
+                XCTAssert((0...1).contains(try XCTUnwrap(r[k])), k)
+            }
         }
     }
 }

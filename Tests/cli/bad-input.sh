@@ -122,6 +122,17 @@ expect_fail "train: run directory already holds a run" "already holds a run" -- 
 [[ "$(cat "$T/done/summary.json")" == "{}" ]] || { fail=$((fail + 1)); echo "FAIL existing run overwritten"; }
 expect_fail "eval: source CSV malformed" "$T/src.csv.gz" "line 31" -- "$SELORA" eval --weights "$WEIGHTS" --source-csv "$T/src.csv.gz" --image-size 28 --steps 2 --batch-size 4 --train-count 20 --test-count 8 --train-images "$T/img.gz" --train-labels "$T/lab.gz" --test-images "$T/img.gz" --test-labels "$T/lab.gz"
 expect_fail "eval: unknown method in --methods" "--methods" -- "$SELORA" eval --weights "$WEIGHTS" --methods lora,bogus
+mkdir -p "$T/onlytrain/train"
+expect_fail "eval: --sources entry without =" "--sources entry \`mnist\`" "NAME=PATH" -- "$SELORA" eval --weights "$WEIGHTS" --sources mnist
+expect_fail "eval: --sources path missing" "--sources a=$T/nope" "no such file or directory" -- "$SELORA" eval --weights "$WEIGHTS" --sources "a=$T/nope"
+expect_fail "eval: --sources directory without test/" "--sources a=$T/onlytrain" "test/" -- "$SELORA" eval --weights "$WEIGHTS" --sources "a=$T/onlytrain"
+expect_fail "eval: --sources name twice" "--sources" "appears twice" -- "$SELORA" eval --weights "$WEIGHTS" --sources "a=$T/src.csv.gz,a=$T/src.csv.gz"
+expect_fail "eval: --seeds not integers" "--seeds" "non-negative integer" -- "$SELORA" eval --weights "$WEIGHTS" --seeds 0,x
+expect_fail "eval: --seeds negative" "--seeds" "non-negative integer" -- "$SELORA" eval --weights "$WEIGHTS" --seeds=-1,2
+expect_fail "eval: --seeds with a repeat" "--seeds" "appears twice" -- "$SELORA" eval --weights "$WEIGHTS" --seeds 0,1,0
+expect_fail "eval: --source-train-count 0" "--source-train-count" "positive" -- "$SELORA" eval --weights "$WEIGHTS" --source-train-count 0
+expect_fail "eval: --source-test-count negative" "--source-test-count" "positive" -- "$SELORA" eval --weights "$WEIGHTS" --source-test-count=-5
+expect_fail "clip-eval: --seeds with a repeat" "--seeds" "appears twice" -- "$SELORA" clip-eval --clip "$WEIGHTS" --seeds 2,2
 
 # Adapters: merge refuses NaN, grad matches the JAX reference through the binary.
 G="$REPO/Tests/Fixtures/lora_grad_ref"

@@ -21,6 +21,7 @@ IMG="$FX/images"
 mkdir -p "$T/img/a" "$T/img/b"
 cp "$IMG"/jpeg_rgb_4*_37x23.jpg "$T/img/a/"; cp "$IMG"/png_gray8_30x20.png "$IMG"/png_rgb8_portrait_19x33.png "$IMG"/png_palette_27x15.png "$T/img/b/"
 SMALL=(--image-size 28 --train-count 32 --test-count 16)
+mkdir -p "$T/src"; ln -s "$T/img" "$T/src/train"; ln -s "$T/img" "$T/src/test"   # a source directory: train/ and test/ ImageFolders
 VOCAB="$REPO/data/clip/bpe_simple_vocab_16e6.txt.gz"
 
 run info          "$SELORA" info --weights "$WEIGHTS" "${L[@]}"
@@ -38,7 +39,10 @@ run grad          "$SELORA" grad --weights "$WEIGHTS" --adapter "$FX/lora_grad_r
                       --batch "$FX/lora_grad_ref/batch.safetensors" --out "$T/grad.safetensors" "${L[@]}"
 run probe         "$SELORA" probe --weights "$WEIGHTS" "${SMALL[@]}" --batch-size 8 --probe-steps 5 "${L[@]}"
 run eval          "$SELORA" eval --weights "$WEIGHTS" "${SMALL[@]}" --steps 2 --batch-size 4 --rank 2 --source-test-per-class 2 \
-                      --methods lora,selective --out "$T/eval" "${L[@]}"
+                      --source-train-count 20 --source-test-count 10 --methods lora,selective --seeds 0,1 --out "$T/eval" "${L[@]}"
+run eval-files    "$SELORA" eval --weights "$WEIGHTS" --image-size 28 --train-data "$T/img" --test-data "$T/img" --steps 2 --batch-size 4 \
+                      --rank 2 --sources "folder=$T/src,csv=$REPO/data/mnist_5k.csv.gz" --source-train-count 4 --source-test-count 4 \
+                      --methods selective --out "$T/evalfiles" "${L[@]}"
 run clip-compose  "$SELORA" clip-compose --weights "$WEIGHTS" "${SMALL[@]}" --source-test-per-class 2 --out "$T/clip.safetensors" "${L[@]}"
 run text-embed    "$SELORA" text-embed --clip "$T/clip.safetensors" --vocab "$VOCAB" --classes "a,b,c" --out "$T/te.safetensors" "${L[@]}"
 run clip-eval     "$SELORA" clip-eval --clip "$T/clip.safetensors" --vocab "$VOCAB" "${SMALL[@]}" --steps 2 --batch-size 4 --rank 2 \

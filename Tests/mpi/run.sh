@@ -139,14 +139,15 @@ if timeout 300 "$REPO/launch/train" -np 2 -- clip-eval --clip "$clip" --out "$T/
     if r="$("$PY" - "$T/clip-eval" <<'PY'
 import json, sys
 d = sys.argv[1]
-rows = json.load(open(f"{d}/report.json")); md = open(f"{d}/report.md").read()
-by = {r["method"]: r for r in rows}
-last = {m: [json.loads(l) for l in open(f"{d}/metrics-{m}.jsonl")][-1] for m in by}
-ok = set(by) == {"lora", "selective"} and "zero-shot (before → after)" in md and "2 rank(s)" in md \
-     and all(len(r["heldOut"]) == 1 and 0 <= r["heldOut"][0]["after"] <= 1 for r in rows) \
-     and by["selective"]["activeBlocks"] < 72 and last["selective"]["bytes_reduced"] < last["lora"]["bytes_reduced"]
-print(f"selective {by['selective']['activeBlocks']}/72 active, {last['selective']['bytes_reduced']} B vs lora {last['lora']['bytes_reduced']} B per step; "
-      f"held-out zero-shot {by['selective']['heldOut'][0]['before']:.3f} -> {by['selective']['heldOut'][0]['after']:.3f}")
+rep = json.load(open(f"{d}/report.json")); md = open(f"{d}/report.md").read()
+by = {r["method"]: r["metrics"] for r in rep["runs"]}
+last = {m: [json.loads(l) for l in open(f"{d}/metrics-{m}-seed0.jsonl")][-1] for m in by}
+ok = rep["format"] == "selora-report-2" and rep["protocol"]["kind"] == "zero-shot" and rep["protocol"]["ranks"] == 2 \
+     and set(by) == {"lora", "selective"} and "held-out zero-shot" in md and "2 rank(s)" in md \
+     and all(0 <= m["retention.zero-shot"] <= 1 for m in by.values()) and 0 <= rep["baselines"]["retention.zero-shot"] <= 1 \
+     and by["selective"]["active_blocks"] < 72 and last["selective"]["bytes_reduced"] < last["lora"]["bytes_reduced"]
+print(f"selective {by['selective']['active_blocks']:.0f}/72 active, {last['selective']['bytes_reduced']} B vs lora {last['lora']['bytes_reduced']} B per step; "
+      f"held-out zero-shot {rep['baselines']['retention.zero-shot']:.3f} -> {by['selective']['retention.zero-shot']:.3f}")
 sys.exit(0 if ok else 1)
 PY
 )"; then ok "clip-eval on 2 ranks: $r"; else ko "clip-eval report: $r"; fi
