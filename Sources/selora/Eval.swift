@@ -41,7 +41,7 @@ struct ComparisonOptions: ParsableArguments {
     func parsedMethods() throws -> [Method] {
         try methods.split(separator: ",").map {
             guard let m = Method(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--methods: unknown method `\($0)`; expected selective, lora, full, linear-probe")
+                throw ValidationError("--methods: unknown method `\($0)`; expected \(Method.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             return m
         }
@@ -68,7 +68,9 @@ struct Eval: ParsableCommand {
         try withCommunicator(runtime, "selora.eval") { comm, log in
             if comm.isRoot, let out { try prepareRunDirectory(out) }
             let weights = model.weights, heads = model.heads, activation = model.activation
-            try data.check(model: try model.loadModel(log: log).config)
+            let vit = try model.loadModel(log: log).config
+            try data.check(model: vit)
+            try base.validate(layers: vit.numLayers)   // --last-k against the model, before any method trains
             let target = try data.load()
             try checkBatch(base.batchSize, fits: target.train.count)
             let ood = try ImageCorruption(seed: comparison.oodSeed).apply(target.test)
