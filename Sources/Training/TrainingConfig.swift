@@ -97,7 +97,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if let s = settleAfter, s < 0 { throw bad("settleAfter", "the settle step must be ≥ 0, got \(s)") }
         guard settlePatience >= 0 else { throw bad("settlePatience", "the settle patience must be ≥ 0 (0: never), got \(settlePatience)") }
         guard lastK >= 1, lastK <= (layers ?? Int.max) else {
-            throw bad("lastK", "the number of final layers with LoRA blocks must be in 1…\(layers.map(String.init) ?? "the layer count"), got \(lastK)")
+            throw bad("lastK", "the number of final layers with LoRA blocks must be in 1…"
+                      + (layers.map { "\($0) (the backbone's layers)" } ?? "the backbone's layer count") + ", got \(lastK)")
         }
     }
 }
