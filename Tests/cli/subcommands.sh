@@ -24,7 +24,7 @@ SMALL=(--image-size 28 --train-count 32 --test-count 16)
 VOCAB="$REPO/data/clip/bpe_simple_vocab_16e6.txt.gz"
 
 run info          "$SELORA" info --weights "$WEIGHTS" "${L[@]}"
-run bench         "$SELORA" bench --weights "$WEIGHTS" --cases 28x2 --steps 1 --methods base,lora,selective,full "${L[@]}"
+run bench         "$SELORA" bench --weights "$WEIGHTS" --cases 28x2 --steps 1 --methods base,lora,selective,full,lora-last-k "${L[@]}"
 run mpi-check     "$SELORA" mpi-check --max-count 4096
 run convert       "$SELORA" convert --weights "$WEIGHTS" --names transformers4 --out "$T/w4.safetensors" "${L[@]}"
 run pixels        "$SELORA" pixels --images "$T/img" --recipe clip --image-size 28 --out "$T/px.safetensors"
@@ -38,7 +38,7 @@ run grad          "$SELORA" grad --weights "$WEIGHTS" --adapter "$FX/lora_grad_r
                       --batch "$FX/lora_grad_ref/batch.safetensors" --out "$T/grad.safetensors" "${L[@]}"
 run probe         "$SELORA" probe --weights "$WEIGHTS" "${SMALL[@]}" --batch-size 8 --probe-steps 5 "${L[@]}"
 run eval          "$SELORA" eval --weights "$WEIGHTS" "${SMALL[@]}" --steps 2 --batch-size 4 --rank 2 --source-test-per-class 2 \
-                      --methods lora,selective --out "$T/eval" "${L[@]}"
+                      --methods lora,selective,lora-last-k --last-k 2 --out "$T/eval" "${L[@]}"
 run clip-compose  "$SELORA" clip-compose --weights "$WEIGHTS" "${SMALL[@]}" --source-test-per-class 2 --out "$T/clip.safetensors" "${L[@]}"
 run text-embed    "$SELORA" text-embed --clip "$T/clip.safetensors" --vocab "$VOCAB" --classes "a,b,c" --out "$T/te.safetensors" "${L[@]}"
 run clip-eval     "$SELORA" clip-eval --clip "$T/clip.safetensors" --vocab "$VOCAB" "${SMALL[@]}" --steps 2 --batch-size 4 --rank 2 \
