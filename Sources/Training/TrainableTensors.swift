@@ -33,8 +33,9 @@ public struct TrainableTensor {
 /// The order is the all-reduce order, bucket by bucket, in the order the backward finishes them:
 ///
 ///     bucket 0 "head":      head.weight, head.bias
-///     bucket 1…L "layer l"  for l = L−1 … 0: A and B of each of layer l's LoRA blocks (block order), the layer's
-///                           gate scores (selective), the layer's backbone tensors (full, layout order)
+///     bucket 1…L "layer l"  for l = L−1 … 0: A and B of each of layer l's LoRA blocks (block order; in
+///                           lora-last-k only the layers ≥ L−k), the layer's gate scores (selective), the layer's
+///                           backbone tensors (full, layout order)
 ///     bucket L+1 "stem":    the backbone tensors outside the blocks (full, layout order)
 ///
 /// The table is built once from the method; which adapter tensors train in a step is read from the gates
@@ -51,8 +52,10 @@ public final class TrainableTensors {
     let layers: Int
 
     /// `scoreGrads` and the adapter gradients come from `run`; the backbone's from `baseGrads` (full only).
+    /// `blocks(i)`: whether block i can ever train in this run (false: its A and B are left out of the table — the
+    /// blocks below the last k layers of `lora-last-k`).
     init(head: ClassifierHead, headGrads: TensorStore, adapters: LoRAAdapters?, run: LoRARun?, model: ViTModel,
-         baseGrads: ViTTensors?) throws {
+         baseGrads: ViTTensors?, blocks: (Int) -> Bool = { _ in true }) throws {
         var list: [TrainableTensor] = []
         var buckets: [Range<Int>] = []
         var stateCount = 0
@@ -86,7 +89,7 @@ public final class TrainableTensors {
             let start = list.count
             if let a = adapters, let grads = run?.grads {
                 let range = a.layerBlocks[l]
-                for i in range {
+                for i in range where blocks(i) {
                     let b = a.blocks[i], t = a.tensorIndices(b)
                     add(b.aName, .adapter, gate: i, a.params.buffer(t.a), grads.buffer(t.a))
                     add(b.bName, .adapter, gate: i, a.params.buffer(t.b), grads.buffer(t.b))

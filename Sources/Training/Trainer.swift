@@ -33,7 +33,8 @@ public final class Trainer {
     public let model: ViTModel
     public let head: ClassifierHead
     public let adapters: LoRAAdapters?
-    /// The activations of a step; rebuilt once when the gates settle, saving only from the lowest active layer up.
+    /// The activations of a step; rebuilt once when the gates settle, saving only from the lowest active layer up
+    /// (`lora-last-k`: built so from the start, saving from layer L − k).
     public private(set) var acts: ViTActivations
     public let run: LoRARun?
     /// Every tensor this run trains, with its gradient and optimizer state.
@@ -52,7 +53,7 @@ public final class Trainer {
     /// PyTorch's `nn.Linear` initialisation from the seed.
     public init(model: ViTModel, classes: Int, config: TrainingConfig, batch: Int, height: Int, width: Int,
                 adapters: LoRAAdapters? = nil, initialHead: ClassifierHead? = nil) throws {
-        try config.validate()
+        try config.validate(layers: model.config.numLayers)
         guard classes > 1 else { throw ViTError.badInput("need at least 2 classes, got \(classes)") }
         self.config = config
         self.model = model
@@ -62,8 +63,12 @@ public final class Trainer {
                 + "[\(classes), \(model.config.featureDim)] (classes × the backbone's feature width)")
         }
         headGrads = try head.makeStore()
+        // lora-last-k: the settled step from step 0 — only layers L − k … L − 1 have blocks, so the backward stops
+        // at L − k and the activations are saved from there (what a selective run switches to once it settles).
+        let fixedFrom = config.method == .loraLastK ? model.config.numLayers - config.lastK : nil
         acts = try ViTActivations(config: model.config, batch: batch, height: height, width: width,
-                                  training: config.method != .linearProbe)
+                                  training: config.method != .linearProbe, savedFrom: fixedFrom ?? 0)
+        backwardThrough = fixedFrom
         if config.method.usesAdapters {
             let a = try adapters ?? LoRAAdapters(model: model.config, config: config.lora, seed: config.seed)
             if a.config != config.lora && adapters != nil {
@@ -72,15 +77,25 @@ public final class Trainer {
             }
             self.adapters = a
             run = try LoRARun(adapters: a, activations: acts, gradients: true, scoreGradients: config.method == .selective)
-            a.gates.rule = config.method == .selective ? .learned(config.gateSchedule) : .alwaysOn
-            if config.method == .lora { a.gates.setAll(true) }
+            switch config.method {
+            case .selective: a.gates.rule = .learned(config.gateSchedule)
+            case .loraLastK:
+                // A fixed mask and no score gradients: the scores neither learn nor enter the table.
+                a.gates.rule = .fixed
+                a.gates.set(a.blocks.map { $0.layer >= fixedFrom! })
+            default: a.gates.rule = .alwaysOn; a.gates.setAll(true)
+            }
         } else {
             self.adapters = nil
             run = nil
         }
         baseGrads = config.method == .full ? try model.makeGradients() : nil
+        // lora-last-k: the blocks below L − k can never train, so they are not in the table (nor in the all-reduce
+        // buffer, the optimizer state or the checkpoint).
+        let mask = self.adapters?.gates.mask
         trainable = try TrainableTensors(head: head, headGrads: headGrads, adapters: self.adapters, run: run,
-                                         model: model, baseGrads: baseGrads)
+                                         model: model, baseGrads: baseGrads,
+                                         blocks: config.method == .loraLastK ? { mask![$0] } : { _ in true })
         logits = try FloatBuffer(count: batch * classes)
         dLogits = try FloatBuffer(count: batch * classes)
         dFeatures = try FloatBuffer(count: batch * model.config.featureDim)
@@ -111,6 +126,7 @@ public final class Trainer {
 
     /// Once the gates settled: the lowest layer holding an active block, where the backward stops (nothing below
     /// has a gradient to compute); `numLayers` when no block is active (only the head trains). nil before.
+    /// `lora-last-k`: L − k from the first step (its mask is fixed by construction; the gates never "settle").
     public private(set) var backwardThrough: Int?
 
     /// The one-time switch to the settled step: the backward stops at `lowest`, and the activations are rebuilt to

@@ -46,7 +46,8 @@ public final class Gates {
         case alwaysOn
         /// Selective LoRA: scores learn which blocks act.
         case learned(GateSchedule)
-        /// The mask is whatever ``set(_:)`` wrote; ``update(step:)`` leaves it (a given pattern; scores still learn).
+        /// The mask is whatever ``set(_:)`` wrote; ``update(step:)`` leaves it (a given pattern). The scores still
+        /// learn in a run that computes their gradients (a selective run held by hand); `lora-last-k` computes none.
         case fixed
     }
 

@@ -9,7 +9,8 @@ import VisionTransformer
 /// Methods: `base` (input gradients through every block), `lora` (every block on), `selective` (a gate pattern,
 /// score gradients for every block: a step while the gates still learn), `settled` (the same pattern with the
 /// scores frozen: only the active blocks run and the backward stops at the lowest layer holding one), `full`
-/// (every base-weight gradient too). The pattern is `--adapter`'s mask, else `--active-percent` of the blocks
+/// (every base-weight gradient too), `lora-last-k` (the blocks of the last `--last-k` layers on, timed as settled).
+/// The pattern is `--adapter`'s mask, else `--active-percent` of the blocks
 /// spread evenly over the depth.
 ///
 /// Peak resident memory: the kernel's high-water mark (VmHWM) is reset through `/proc/self/clear_refs` right
@@ -24,7 +25,7 @@ struct Bench: ParsableCommand {
         discussion: "Uses random weights of the configured shape unless --weights is given: speed does not depend on the values.")
 
     /// Every method `--methods` accepts, in the order they are described.
-    static let allMethods = ["base", "lora", "selective", "settled", "full"]
+    static let allMethods = ["base", "lora", "selective", "settled", "full", "lora-last-k"]
 
     @OptionGroup var runtime: RuntimeOptions
 
@@ -46,9 +47,13 @@ struct Bench: ParsableCommand {
     @Option(help: """
         Comma-separated: base (input gradients only), lora (every block on, LoRA gradients), selective (gated, score \
         gradients, the gate pattern on), settled (the gate pattern with frozen scores: only active blocks run, the \
-        backward stops at the lowest active layer), full (input and every base-weight gradient).
+        backward stops at the lowest active layer), full (input and every base-weight gradient), lora-last-k (the \
+        blocks of the last --last-k layers on, the backward stopping at the first of them).
         """)
     var methods = "base"
+
+    @Option(help: "Layers whose blocks are on for lora-last-k (the last K), 1 … layers.")
+    var lastK = 1
 
     @Option(help: "Active blocks (percent, spread over the depth) for selective / settled when no --adapter is given.")
     var activePercent: Double = 10
@@ -69,10 +74,11 @@ struct Bench: ParsableCommand {
         for m in methods.split(separator: ",") where !Self.allMethods.contains(String(m)) {
             throw ValidationError("--methods: unknown case `\(m)`; expected \(Self.allMethods.joined(separator: ", "))")
         }
-        if weightGradients, methods.split(separator: ",").contains("settled") {
-            throw ValidationError("--weight-gradients with --methods settled: a settled backward stops at the lowest active "
+        for m in ["settled", "lora-last-k"] where weightGradients && methods.split(separator: ",").contains(Substring(m)) {
+            throw ValidationError("--weight-gradients with --methods \(m): a settled backward stops at the lowest active "
                 + "layer and computes no base-weight gradients")
         }
+        guard lastK >= 1 else { throw ValidationError("--last-k must be in 1 … the model's layers, got \(lastK)") }
         for c in cases { _ = try parseCase(c) }
         if let shape, CLIPModel.shape(shape) == nil {
             throw ValidationError("--shape \(shape): expected ViT-B-32, ViT-B-16 or ViT-L-14")
@@ -118,6 +124,9 @@ struct Bench: ParsableCommand {
             }
         }
         let pattern = try makePattern(model: model.config)
+        guard lastK <= model.config.numLayers else {
+            throw ValidationError("--last-k must be in 1…\(model.config.numLayers) (the model's layers), got \(lastK)")
+        }
         let methodList = methods.split(separator: ",").map(String.init)
         if methodList.contains("settled"), !pattern.mask.contains(true) {
             throw ValidationError("--methods settled: the gate pattern (\(pattern.source)) has no active block, so nothing would be differentiated")
@@ -164,15 +173,19 @@ struct Bench: ParsableCommand {
 
     func timeCase(model: ViTModel, grads: ViTTensors?, size: Int, batch: Int, method: String, pattern: Pattern) throws -> [String: Any] {
         var adapters: LoRAAdapters?
-        if ["lora", "selective", "settled"].contains(method) {
+        if ["lora", "selective", "settled", "lora-last-k"].contains(method) {
             let a = try LoRAAdapters(model: model.config, config: pattern.config, seed: 1)
             for b in a.blocks { for i in 0..<(b.outFeatures * a.config.rank) { a.b(b)[i] = 0.01 } }
-            if method == "lora" { a.gates.setAll(true) } else { a.gates.set(pattern.mask) }
+            switch method {
+            case "lora": a.gates.setAll(true)
+            case "lora-last-k": a.gates.set(a.blocks.map { $0.layer >= model.config.numLayers - lastK })
+            default: a.gates.set(pattern.mask)
+            }
             adapters = a
         }
-        // Settled, as the trainer runs it: nothing below the lowest layer holding an active block needs a gradient,
-        // so the backward stops there and activations are kept only from there up.
-        let lowest = method == "settled" ? (adapters?.lowestActiveLayer ?? 0) : 0
+        // Settled (and lora-last-k), as the trainer runs it: nothing below the lowest layer holding an active block
+        // needs a gradient, so the backward stops there and activations are kept only from there up.
+        let lowest = method == "settled" || method == "lora-last-k" ? (adapters?.lowestActiveLayer ?? 0) : 0
         let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, savedFrom: lowest)
         let lora = try adapters.map {
             try LoRARun(adapters: $0, activations: acts, gradients: true, scoreGradients: method == "selective")
@@ -216,6 +229,7 @@ struct Bench: ParsableCommand {
             case "lora": return "lora r\(rank)"
             case "selective": return "selective r\(rank) \(activeBlocks) active"
             case "settled": return "settled r\(rank) \(activeBlocks) active, backward from layer \(lowest)"
+            case "lora-last-k": return "lora-last-k r\(rank) k=\(lastK) (\(activeBlocks) blocks), backward from layer \(lowest)"
             default: return method
             }
         }()
@@ -237,7 +251,8 @@ struct Bench: ParsableCommand {
             record["rank"] = rank
             record["backward_from_layer"] = lowest
             record["gate_pattern"] = adapters.gates.maskText
-            record["pattern_source"] = method == "lora" ? "every block" : pattern.source
+            record["pattern_source"] = method == "lora" ? "every block"
+                : method == "lora-last-k" ? "the last \(lastK) layer(s) (--last-k)" : pattern.source
         }
         return record
     }

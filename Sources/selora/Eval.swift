@@ -49,6 +49,7 @@ struct Eval: ParsableCommand {
             let weights = model.weights, heads = model.heads, activation = model.activation
             let vit = try model.loadModel(log: log).config
             try data.check(model: vit)
+            try base.validate(layers: vit.numLayers)   // --last-k against the model, before any method trains
             let target = try TargetSets(data: data, model: vit, seed: base.seed, oodSeed: comparison.oodSeed, comm: comm, log: log)
             try checkBatch(base.batchSize, fits: target.trainCount)
             let srcs = try sources.load(model: vit, imageSize: data.imageSize, recipe: try data.recipe(for: vit))

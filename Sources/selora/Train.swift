@@ -77,10 +77,11 @@ struct Train: ParsableCommand {
             if root && resume == nil { try prepareRunDirectory(out) }
             let vit = try model.loadModel(log: log)
             try data.check(model: vit.config)
+            try config.validate(layers: vit.config.numLayers)   // --last-k against the model's layers
             let format = try names.format(for: vit.config, adapterTargets: config.method.usesAdapters ? config.lora.targets : [])
             var adapters: LoRAAdapters?
             if let dir = initAdapter {
-                guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective or lora") }
+                guard config.method.usesAdapters else { throw ValidationError("--init-adapter needs --method selective, lora or lora-last-k") }
                 let a = try LoRAAdapters.load(directory: dir, model: vit.config, seed: config.seed).0
                 guard a.config.rank == config.lora.rank, a.config.targets == config.lora.targets else {
                     throw ValidationError("--init-adapter \(dir) has rank \(a.config.rank) and targets \(a.config.targets.map(\.rawValue)); "

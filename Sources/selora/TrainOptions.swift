@@ -6,7 +6,7 @@ extension Method: ExpressibleByArgument {}
 
 /// Options of a fine-tuning run, shared by `train` and `eval`. Defaults come from ``TrainingConfig``.
 struct TrainOptions: ParsableArguments {
-    @Option(help: "Method: selective, lora, full or linear-probe.")
+    @Option(help: "Method: selective, lora, lora-last-k, full or linear-probe.")
     var method: Method = .selective
     @Option(help: "LoRA rank r.")
     var rank = LoRAConfig().rank
@@ -46,6 +46,8 @@ struct TrainOptions: ParsableArguments {
     var settleAfter: Int?
     @Option(help: "Settle the gates automatically once no gate flipped for this many consecutive steps after the penalty started (0: never).")
     var settlePatience = TrainingConfig().settlePatience
+    @Option(help: "With --method lora-last-k: LoRA blocks (always on) on the target modules of the last K transformer layers only, 1 … layers (1: 6 of the 72 blocks of ViT-S). Ignored by the other methods.")
+    var lastK = TrainingConfig().lastK
     @Option(help: "Seed of initialisation and data order.")
     var seed: UInt64 = 0
 
@@ -78,6 +80,7 @@ struct TrainOptions: ParsableArguments {
         c.maxActivePercent = maxActive
         c.settleAfter = settleAfter
         c.settlePatience = settlePatience
+        c.lastK = lastK
         c.seed = seed
         do { try c.validate() } catch let e as ConfigError { throw e.validationError }
         return c
@@ -90,7 +93,7 @@ struct TrainOptions: ParsableArguments {
         "warmupSteps": "--warmup-steps", "lr": "--lr", "fullLR": "--full-lr", "scoreLR": "--score-lr",
         "weightDecay": "--weight-decay", "clipNorm": "--clip-norm", "penalty": "--penalty",
         "penaltyStartStep": "--penalty-start", "maxActivePercent": "--max-active", "checkEvery": "--check-every",
-        "settleAfter": "--settle-after", "settlePatience": "--settle-patience",
+        "settleAfter": "--settle-after", "settlePatience": "--settle-patience", "lastK": "--last-k",
     ]
 
     func validate() throws { _ = try config() }

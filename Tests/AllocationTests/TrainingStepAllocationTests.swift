@@ -25,7 +25,8 @@ final class TrainingStepAllocationTests: XCTestCase {
         return try (0..<measured).map { _ in try allocations { _ = try dp.step() } }
     }
 
-    /// Every method, 3 steps after 3 warm-up steps (the agreement check every `checkEvery` = 10 steps, which gathers
+    /// Every method (lora-last-k with the default k = 1: the backward stops at the last layer from step 0), 3 steps
+    /// after 3 warm-up steps (the agreement check every `checkEvery` = 10 steps, which gathers
     /// fingerprints, is outside them). Counted only in an optimized build: unoptimized Swift allocates in generic
     /// loops over arrays (one per element), so `launch/test` runs this target again with `swift test -c release`.
     /// `ALLOCATION_COUNTER_BACKTRACE=1` prints where each allocation comes from.

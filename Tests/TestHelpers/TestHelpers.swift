@@ -62,9 +62,12 @@ extension ViTConfig {
                                        positionGrid: 3, layerNormEps: 1e-6)
 }
 
-/// A tiny ViT with seeded random parameters: N(0, 0.3²), LayerNorm weights around 1.
-public func randomTinyViT(seed: UInt64 = 1) throws -> ViTModel {
-    let m = try ViTModel(config: .tiny)
+/// A tiny ViT with seeded random parameters: N(0, 0.3²), LayerNorm weights around 1. `layers`: blocks of the
+/// ``ViTConfig/tiny`` shape (2 by default).
+public func randomTinyViT(seed: UInt64 = 1, layers: Int = 2) throws -> ViTModel {
+    var config = ViTConfig.tiny
+    config.numLayers = layers
+    let m = try ViTModel(config: config)
     var rng = SeededRandom(seed: seed)
     for e in m.params.store.layout.entries {
         let b = m.params.store.buffer(e.name)

@@ -112,6 +112,9 @@ expect_fail "train: --warmup-steps beyond --steps" "--warmup-steps" -- "${TR[@]}
 expect_fail "train: empty --targets" "--targets" -- "${TR[@]}" --targets ,
 expect_fail "train: --check-every 0" "--check-every" "positive" -- "${TR[@]}" --check-every 0
 expect_fail "train: unknown method" "--method" -- "${TR[@]}" --method magic
+expect_fail "train: --last-k 0" "--last-k" "got 0" -- "${TR[@]}" --method lora-last-k --last-k 0
+expect_fail "train: --last-k 13 on the 12 layers of ViT-S" "--last-k" "1…12 (the backbone's layers)" "got 13" -- "${TR[@]}" --method lora-last-k --last-k 13
+expect_fail "eval: --last-k 13 before any method trains" "--last-k" "1…12" -- "$SELORA" eval --weights "$WEIGHTS" --methods lora,lora-last-k --last-k 13 --image-size 28 --steps 2 --batch-size 4 --train-count 20 --test-count 8 --train-images "$T/img.gz" --train-labels "$T/lab.gz" --test-images "$T/img.gz" --test-labels "$T/lab.gz"
 expect_fail "train: dataset missing" "--train-images $T/none.gz" -- "${TR[@]}" --train-images "$T/none.gz"
 expect_fail "train: IDX with wrong magic" "$T/badmagic.gz" "magic" -- "${TR[@]}" --train-images "$T/badmagic.gz"
 expect_fail "train: label out of range" "$T/lab12.gz" "12" -- "${TR[@]}" --train-labels "$T/lab12.gz"

@@ -25,7 +25,7 @@ mkdir -p "$T/src"; ln -s "$T/img" "$T/src/train"; ln -s "$T/img" "$T/src/test"  
 VOCAB="$REPO/data/clip/bpe_simple_vocab_16e6.txt.gz"
 
 run info          "$SELORA" info --weights "$WEIGHTS" "${L[@]}"
-run bench         "$SELORA" bench --weights "$WEIGHTS" --cases 28x2 --steps 1 --methods base,lora,selective,full "${L[@]}"
+run bench         "$SELORA" bench --weights "$WEIGHTS" --cases 28x2 --steps 1 --methods base,lora,selective,full,lora-last-k "${L[@]}"
 run mpi-check     "$SELORA" mpi-check --max-count 4096
 run convert       "$SELORA" convert --weights "$WEIGHTS" --names transformers4 --out "$T/w4.safetensors" "${L[@]}"
 run pixels        "$SELORA" pixels --images "$T/img" --recipe clip --image-size 28 --out "$T/px.safetensors"
@@ -39,7 +39,7 @@ run grad          "$SELORA" grad --weights "$WEIGHTS" --adapter "$FX/lora_grad_r
                       --batch "$FX/lora_grad_ref/batch.safetensors" --out "$T/grad.safetensors" "${L[@]}"
 run probe         "$SELORA" probe --weights "$WEIGHTS" "${SMALL[@]}" --batch-size 8 --probe-steps 5 "${L[@]}"
 run eval          "$SELORA" eval --weights "$WEIGHTS" "${SMALL[@]}" --steps 2 --batch-size 4 --rank 2 --source-test-per-class 2 \
-                      --source-train-count 20 --source-test-count 10 --methods lora,selective --seeds 0,1 --out "$T/eval" "${L[@]}"
+                      --source-train-count 20 --source-test-count 10 --methods lora,selective,lora-last-k --last-k 2 --seeds 0,1 --out "$T/eval" "${L[@]}"
 run eval-files    "$SELORA" eval --weights "$WEIGHTS" --image-size 28 --train-data "$T/img" --test-data "$T/img" --steps 2 --batch-size 4 \
                       --rank 2 --sources "folder=$T/src,csv=$REPO/data/mnist_5k.csv.gz" --source-train-count 4 --source-test-count 4 \
                       --methods selective --out "$T/evalfiles" "${L[@]}"
