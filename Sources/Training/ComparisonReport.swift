@@ -102,13 +102,14 @@ extension ComparisonReport {
     /// marks, and the protocol line.
     public func markdown(extra: String = "") -> String {
         let cols = qualityColumns
+        let loraSeconds = summary.first { $0.method == "lora" }?.mean["train_seconds"].flatMap { $0 > 0 ? $0 : nil }
         var s = "| method | n | " + cols.map(Self.header).joined(separator: " | ")
-            + " | active blocks | trainable params | training time |\n"
-        s += "|---|---|" + cols.map { _ in "---|" }.joined() + "---|---|---|\n"
+            + " | active blocks | trainable params | training time | all-reduced |\n"
+        s += "|---|---|" + cols.map { _ in "---|" }.joined() + "---|---|---|---|\n"
         if !baselines.isEmpty {
             s += "| pretrained (no training) | – | " + cols.map { k in baselines[k].map { Self.format(k, $0) } ?? "–" }
                 .joined(separator: " | ")
-                + " | – | 0 | – |\n"
+                + " | – | 0 | – | – |\n"
         }
         for m in summary {
             let pm = { (k: String) -> String in
@@ -123,8 +124,12 @@ extension ComparisonReport {
             let time = m.mean["train_seconds"].map { v in
                 String(format: "%.0f s", v) + (m.std["train_seconds"].map { String(format: " ± %.0f", $0) } ?? "")
             } ?? "–"
+            // Training time against LoRA's mean in the same report (the ratio the goals are stated in).
+            let ratio = m.method == "lora" ? "" : (loraSeconds.flatMap { l in
+                m.mean["train_seconds"].map { String(format: " (%.2f× lora)", $0 / l) } } ?? "")
+            let bytes = m.mean["bytes_reduced"].map { String(format: "%.1f MB", $0 / 1e6) } ?? "–"
             s += "| \(m.method) | \(m.n) | " + cols.map { Self.cell($0, mean: m.mean[$0], std: m.std[$0]) }.joined(separator: " | ")
-                + " | \(blocks) | \(params) | \(time) |\n"
+                + " | \(blocks) | \(params) | \(time)\(ratio) | \(bytes) |\n"
         }
         let others = SeedStatistics.methods(runs)
         let shown = paired.filter { cols.contains($0.metric) }.sorted {

@@ -86,4 +86,15 @@ final class SeedStatisticsTests: XCTestCase {
         XCTAssertTrue(md.contains("| selective − lora | a probe | 2 | +25.0 pp ± 0.0 | **yes** |"), md)
         XCTAssertTrue(md.contains("| pretrained (no training) | – | 80.0% |"), md)
     }
+
+    /// The training-time column carries the ratio to LoRA's mean time, and the bytes all-reduced per run in MB.
+    func testMarkdownTimeRatioAndBytes() {
+        let info = ComparisonReport.ProtocolInfo(kind: "forgetting", imageSize: 56, target: "t", sources: [], ranks: 2,
+                                                 seeds: [0], config: TrainingConfig())
+        let runs = [RunRecord(method: "lora", seed: 0, metrics: ["train_seconds": 100, "bytes_reduced": 42_500_000]),
+                    RunRecord(method: "selective", seed: 0, metrics: ["train_seconds": 55, "bytes_reduced": 3_000_000])]
+        let md = ComparisonReport(protocolInfo: info, baselines: [:], runs: runs).markdown()
+        XCTAssertTrue(md.contains("| 100 s | 42.5 MB |"), md)
+        XCTAssertTrue(md.contains("| 55 s (0.55× lora) | 3.0 MB |"), md)
+    }
 }
