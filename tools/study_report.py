@@ -26,7 +26,7 @@ entries are checked against these recomputed values; any disagreement is an erro
 
 Verdict (issue #14), at the main selective setting of each pair:
   1. sparsity: active_fraction ≤ 0.05 on every seed;
-  2. target:   |mean paired (selective − lora) target accuracy| ≤ 1 pp;
+  2. target:   mean paired (selective − lora) target accuracy ≥ −1 pp (no more than 1 pp lost to LoRA);
   3. retention, per retention metric: the paired differences selective − lora AND selective − full both have
      mean > 2·std (n ≥ 2). The claim holds when all three hold, the third for every retention metric.
 """
@@ -384,18 +384,20 @@ def verdict(pair):
     full = pair.main_runs("full")
     if lora:
         p = paired(sel, lora, "target_accuracy")
-        ok = p["n"] > 0 and abs(p["mean"]) <= TARGET_WITHIN + EPS
+        # The issue's "within 1 pp of LoRA" is about losing accuracy ("without losing more than 1 pp of target
+        # accuracy to LoRA"): selective above LoRA by more than 1 pp passes too.
+        ok = p["n"] > 0 and p["mean"] >= -TARGET_WITHIN - EPS
         res["target"] = ok
         res["target_diff"] = p["mean"]
         sa = mean([r["target_accuracy"] for r in sel.values() if "target_accuracy" in r])
         la = mean([r["target_accuracy"] for r in lora.values() if "target_accuracy" in r])
         spread = f" ± {100 * p['std']:.2f}" if p["std"] is not None else ""
-        lines.append(f"**Target accuracy within {100 * TARGET_WITHIN:g} pp of LoRA**: "
+        lines.append(f"**Target accuracy no more than {100 * TARGET_WITHIN:g} pp below LoRA's**: "
                      f"**{'holds' if ok else 'does not hold'}** — selective {100 * sa:.2f} %, LoRA {100 * la:.2f} %, "
                      f"paired difference {pp(p['mean'])}{spread} pp (n = {p['n']}).")
     else:
         res["target"] = False
-        lines.append("**Target accuracy within 1 pp of LoRA**: **does not hold** — no LoRA run at the main setting.")
+        lines.append("**Target accuracy no more than 1 pp below LoRA's**: **does not hold** — no LoRA run at the main setting.")
 
     passing, failing = [], []
     for metric in pair.retention:

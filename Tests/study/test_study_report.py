@@ -119,8 +119,10 @@ def one_seed(values):
     return {k: [v] for k, v in values.items()}
 
 
-def make_study(root, sparse=True):
+def make_study(root, sparse=True, selective_target=None):
     main = copy.deepcopy(MAIN)
+    if selective_target is not None:
+        main["selective"]["target_accuracy"] = selective_target
     if not sparse:
         main["selective"]["active_fraction"] = [3 / 72, 4 / 72, 2 / 72]
     write_setting(root, "p/main", main, SEEDS,
@@ -206,7 +208,7 @@ class Report(unittest.TestCase):
         self.assertFalse(res["overall"])
         self.assertIn("**Sparsity** (active fraction ≤ 5 % on every seed, main selective setting (max-active 5 · "
                       "settle-after 100)): **holds** — mean 3.70 %, largest 4.17 % (n = 3).", text)
-        self.assertIn("**Target accuracy within 1 pp of LoRA**: **holds** — selective 82.00 %, LoRA 82.67 %, "
+        self.assertIn("**Target accuracy no more than 1 pp below LoRA's**: **holds** — selective 82.00 %, LoRA 82.67 %, "
                       "paired difference -0.67 ± 0.29 pp (n = 3).", text)
         self.assertIn("- `retention.a.probe`: **holds** — selective − LoRA +10.00 ± 1.00 pp (> 2 std, n = 3); "
                       "selective − full +6.00 ± 1.00 pp (> 2 std, n = 3).", text)
@@ -221,6 +223,18 @@ class Report(unittest.TestCase):
         lines, res = sr.verdict(pair)
         self.assertFalse(res["sparsity"])
         self.assertIn("**does not hold** — mean 4.17 %, largest 5.56 % (n = 3).", "\n".join(lines))
+
+    def test_verdict_target_is_one_sided(self):
+        # LoRA's per-seed target accuracy is 0.805, 0.83, 0.845: selective 7 pp above passes, 1.5 pp below fails.
+        pair, _ = self.build(selective_target=[0.875, 0.90, 0.915])
+        lines, res = sr.verdict(pair)
+        self.assertTrue(res["target"])
+        self.assertAlmostEqual(res["target_diff"], 0.07, places=12)
+        shutil.rmtree(self.dir); os.makedirs(self.dir)
+        pair, _ = self.build(selective_target=[0.79, 0.815, 0.83])
+        lines, res = sr.verdict(pair)
+        self.assertFalse(res["target"])
+        self.assertIn("**Target accuracy no more than 1 pp below LoRA's**: **does not hold**", "\n".join(lines))
 
     def test_pareto_set(self):
         pair, _ = self.build()
