@@ -98,8 +98,7 @@ struct SourcesOptions: ParsableArguments {
                 }
                 return ForgettingSource(name: e.name, train: try make(train, sourceTrainCount), test: try make(test, sourceTestCount))
             }
-            let all = try ImageDataset.loadCSV(path: e.path, side: 28, labelColumn: .last)
-            let split = try all.stratifiedSplit(testPerClass: sourceTestPerClass, seed: sourceSeed)
+            let split = try SourceOptions.csvSplit(e.path, testPerClass: sourceTestPerClass, seed: sourceSeed)
             let t = ImageTransform(model: model, size: imageSize)
             func make(_ d: ImageDataset, _ count: Int) throws -> ImageSource {
                 let keep = stratifiedSubsample(labels: d.labels, numClasses: d.numClasses, count: count, seed: sourceSeed)

@@ -24,8 +24,12 @@ struct SourceOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: sourceCsv) else {
             throw ValidationError("--source-csv \(sourceCsv): no such file (launch/setup runs launch/fetch-data, which writes it)")
         }
-        let all = try ImageDataset.loadCSV(path: sourceCsv, side: 28, labelColumn: .last)
-        return try all.stratifiedSplit(testPerClass: sourceTestPerClass, seed: sourceSeed)
+        return try Self.csvSplit(sourceCsv, testPerClass: sourceTestPerClass, seed: sourceSeed)
+    }
+
+    /// A gray 28×28 CSV (784 pixels, then the label) split per class: what every CSV source and held-out set reads.
+    static func csvSplit(_ path: String, testPerClass: Int, seed: UInt64) throws -> (train: ImageDataset, test: ImageDataset) {
+        try ImageDataset.loadCSV(path: path, side: 28, labelColumn: .last).stratifiedSplit(testPerClass: testPerClass, seed: seed)
     }
 }
 
