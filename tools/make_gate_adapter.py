@@ -2,10 +2,11 @@
 """Write a selective-LoRA adapter directory (PEFT layout, as `selora train` writes it) with a chosen gate pattern,
 for `selora bench --adapter DIR` (speed does not depend on the values, only on which blocks are active).
 
-    .venv/bin/python tools/make_gate_adapter.py OUT_DIR --rank 128 --alpha 128 --blocks 2.mlp.fc1,4.mlp.fc1,...
+    .venv/bin/python tools/make_gate_adapter.py OUT_DIR --rank 128 --alpha 128 --blocks 5.mlp.fc1,6.mlp.fc1,...
 
 --blocks lists the active blocks as LAYER.TARGET (targets: query, key, value, attention.output.dense, mlp.fc1,
-mlp.fc2); the default is the pattern `launch/demo`'s selective run settled on: fc1 of layers 2, 4, 5, 7, 8, 9.
+mlp.fc2); the default is the pattern `launch/demo`'s selective run settled on (λ = 4, --max-active 5,
+--settle-after 150, seed 0): fc1 of layers 5, 6, 9.
 Active blocks get A ~ U(±1/√in) (seeded), B = 0.01 and score 0.25; the others score 0 (below τ = 0.1) and are
 not stored, exactly as `LoRAAdapters.save` stores an adapter: A and B of the active blocks only, every score,
 `target_modules` = the active blocks' module paths (transformers-5 Dinov2Model names), a `selective` object.
@@ -20,7 +21,7 @@ import sys
 import numpy as np
 from safetensors.numpy import save_file
 
-DEMO_PATTERN = "2.mlp.fc1,4.mlp.fc1,5.mlp.fc1,7.mlp.fc1,8.mlp.fc1,9.mlp.fc1"
+DEMO_PATTERN = "5.mlp.fc1,6.mlp.fc1,9.mlp.fc1"
 # target -> (module path inside encoder.layer.L in transformers-5 names, (in, out) as multiples of (hidden, mlp))
 TARGETS = {
     "query": "attention.q_proj", "key": "attention.k_proj", "value": "attention.v_proj",

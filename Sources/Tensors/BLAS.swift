@@ -13,6 +13,12 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
 
+/// Σ x[i] · y[i] over `n` contiguous floats, through OpenBLAS (Float accumulation in vector lanes).
+@inline(__always)
+public func sdot(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {
+    cblas_sdot(blasint(n), x, 1, y, 1)
+}
+
 /// What OpenBLAS runs on, and whether that is the fast kernel for this CPU.
 public enum BLASInfo {
     /// The kernel family OpenBLAS selected (`openblas_get_corename()`), e.g. "SkylakeX", "Haswell", "Prescott".

@@ -132,12 +132,16 @@ extension Kernels {
     /// per-worker partial sums of an [r, cols] result.
     public static func thinOuterScratchCount(r: Int, cols: Int) -> Int { max(1, Parallel.workers) * r * cols }
 
+    /// Largest r · k that ``thinRows(_:ldo:_:ldx:_:ldw:rows:k:r:alpha:)`` runs on its own kernel (w in 16 KiB of
+    /// L1); above it, sgemm.
+    public static let thinRowsLimit = 4096
+
     /// out = alpha · x · wᵀ for w [r, k]: out[i, j] = alpha · Σ_q x[i, q] · w[j, q] (written); x [rows, k] with row
     /// stride ldx, w with row stride ldw, out [rows, r] with row stride ldo. The kernel keeps w in L1 and reduces
-    /// each output across a vector; when w is larger than 16 KiB (r·k > 4096) sgemm does it faster.
+    /// each output across a vector; when w is larger than 16 KiB (r·k > ``thinRowsLimit``) sgemm does it faster.
     public static func thinRows(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int,
                                 _ w: UnsafePointer<Float>, ldw: Int, rows: Int, k: Int, r: Int, alpha: Float = 1) {
-        guard r * k <= 4096 else {
+        guard r * k <= thinRowsLimit else {
             sgemm(transB: true, m: rows, n: r, k: k, alpha: alpha, a: x, lda: ldx, b: w, ldb: ldw, c: out, ldc: ldo)
             return
         }
@@ -146,6 +150,10 @@ extension Kernels {
         }
     }
 
+    /// From this r on, ``thinOuter(_:lda:transposed:_:lds:_:ldx:rows:r:cols:alpha:partials:)`` calls sgemm: the
+    /// result is no longer thin, and sgemm beats the per-worker partial sums.
+    public static let thinOuterSGEMMRank = 32
+
     /// acc += alpha · sᵀ · x, i.e. acc[j, q] += alpha · Σ_i s[i, j] · x[i, q] (ACCUMULATED), for s [rows, r] (row
     /// stride lds), x [rows, cols] (row stride ldx), acc [r, cols] (row stride lda); `transposed`: acc is
     /// [cols, r] and acc[q, j] += … instead. Each worker sums its rows into its own slice of `partials`
@@ -153,6 +161,14 @@ extension Kernels {
     public static func thinOuter(_ acc: UnsafeMutablePointer<Float>, lda: Int, transposed: Bool = false,
                                  _ s: UnsafePointer<Float>, lds: Int, _ x: UnsafePointer<Float>, ldx: Int,
                                  rows: Int, r: Int, cols: Int, alpha: Float, partials: UnsafeMutablePointer<Float>) {
+        if r >= thinOuterSGEMMRank {
+            if transposed {
+                sgemm(transA: true, m: cols, n: r, k: rows, alpha: alpha, a: x, lda: ldx, b: s, ldb: lds, beta: 1, c: acc, ldc: lda)
+            } else {
+                sgemm(transA: true, m: r, n: cols, k: rows, alpha: alpha, a: s, lda: lds, b: x, ldb: ldx, beta: 1, c: acc, ldc: lda)
+            }
+            return
+        }
         let work = rows * cols * r, chunks = Parallel.chunkCount(rows, work: work)
         partials.initialize(repeating: 0, count: chunks * r * cols)
         Parallel.forChunks(rows, work: work) { c, rs in

@@ -87,14 +87,15 @@ public final class TrainableTensors {
         }
         for l in (0..<layers).reversed() {
             let start = list.count
-            if let a = adapters, let grads = run?.grads {
+            if let a = adapters, let run, run.grads != nil {
                 let range = a.layerBlocks[l]
                 for i in range where blocks(i) {
+                    guard let g = run.gradients(i) else { continue }   // not held by the run: frozen
                     let b = a.blocks[i], t = a.tensorIndices(b)
-                    add(b.aName, .adapter, gate: i, a.params.buffer(t.a), grads.buffer(t.a))
-                    add(b.bName, .adapter, gate: i, a.params.buffer(t.b), grads.buffer(t.b))
+                    add(b.aName, .adapter, gate: i, a.params.buffer(t.a), g.a)
+                    add(b.bName, .adapter, gate: i, a.params.buffer(t.b), g.b)
                 }
-                if let sg = run?.scoreGrads, !range.isEmpty {
+                if let sg = run.scoreGrads, !range.isEmpty {
                     add("scores.layer.\(l)", .score,
                         UnsafeMutableBufferPointer(start: a.gates.scores.base + range.lowerBound, count: range.count),
                         UnsafeMutableBufferPointer(start: sg.base + range.lowerBound, count: range.count))

@@ -76,7 +76,6 @@ public final class Trainer {
                     + "targets \(a.config.targets.map(\.rawValue))) differ from the run's")
             }
             self.adapters = a
-            run = try LoRARun(adapters: a, activations: acts, gradients: true, scoreGradients: config.method == .selective)
             switch config.method {
             case .selective: a.gates.rule = .learned(config.gateSchedule)
             case .loraLastK:
@@ -85,6 +84,9 @@ public final class Trainer {
                 a.gates.set(a.blocks.map { $0.layer >= fixedFrom! })
             default: a.gates.rule = .alwaysOn; a.gates.setAll(true)
             }
+            // lora-last-k holds state (saved h, gradients) for its own blocks only.
+            run = try LoRARun(adapters: a, activations: acts, gradients: true, scoreGradients: config.method == .selective,
+                              blocks: config.method == .loraLastK ? a.gates.mask : nil)
         } else {
             self.adapters = nil
             run = nil

@@ -8,7 +8,8 @@ import VisionTransformer
 ///
 /// Methods: `base` (input gradients through every block), `lora` (every block on), `selective` (a gate pattern,
 /// score gradients for every block: a step while the gates still learn), `settled` (the same pattern with the
-/// scores frozen: only the active blocks run and the backward stops at the lowest layer holding one), `full`
+/// scores frozen: only the active blocks run, hold saved h and gradients, and the backward stops at the lowest
+/// layer holding one), `full`
 /// (every base-weight gradient too), `lora-last-k` (the blocks of the last `--last-k` layers on, timed as settled).
 /// The pattern is `--adapter`'s mask, else `--active-percent` of the blocks
 /// spread evenly over the depth.
@@ -187,8 +188,10 @@ struct Bench: ParsableCommand {
         // needs a gradient, so the backward stops there and activations are kept only from there up.
         let lowest = method == "settled" || method == "lora-last-k" ? (adapters?.lowestActiveLayer ?? 0) : 0
         let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, savedFrom: lowest)
+        // Settled and lora-last-k hold state (saved h, gradients) for their active blocks only, as the trainer does.
         let lora = try adapters.map {
-            try LoRARun(adapters: $0, activations: acts, gradients: true, scoreGradients: method == "selective")
+            try LoRARun(adapters: $0, activations: acts, gradients: true, scoreGradients: method == "selective",
+                        blocks: method == "settled" || method == "lora-last-k" ? $0.gates.mask : nil)
         }
         let rank = adapters?.config.rank ?? 0
         let activeBlocks = adapters?.activeCount ?? 0

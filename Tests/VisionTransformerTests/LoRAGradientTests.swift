@@ -65,6 +65,59 @@ final class LoRAGradientTests: XCTestCase {
         XCTAssertLessThanOrEqual(r, 1, "pixels[\(i)]")
     }
 
+    /// At a rank where the LoRA products leave the thin kernels for sgemm (dA and dB at r ≥
+    /// `Kernels.thinOuterSGEMMRank`, g = dy·B once r · out > `Kernels.thinRowsLimit`: fc1 here), sampled entries
+    /// of every gradient against central finite differences of the Double reference.
+    func testLargeRankSGEMMPathsMatchFiniteDifferences() throws {
+        let config = ViTConfig(hiddenSize: 16, numLayers: 2, numHeads: 2, mlpSize: 64, patchSize: 2, channels: 3,
+                               positionGrid: 3, layerNormEps: 1e-6)
+        var rng = TestRNG(seed: 31)
+        let (model, params) = try randomTinyModel(config, &rng)
+        var lc = LoRAConfig()
+        lc.rank = 72
+        lc.alpha = 36
+        XCTAssertGreaterThanOrEqual(lc.rank, Kernels.thinOuterSGEMMRank, "the test must take thinOuter's sgemm path")
+        XCTAssertGreaterThan(lc.rank * config.mlpSize, Kernels.thinRowsLimit, "fc1's g must take the sgemm path")
+        XCTAssertLessThanOrEqual(lc.rank * config.hiddenSize, Kernels.thinRowsLimit, "the others' g stay on the kernel")
+        let adapters = try LoRAAdapters(model: config, config: lc, seed: 6)
+        let ref = randomizeForReference(adapters, &rng) { $0 % 4 != 2 }
+        let pixels = rng.array(batch * 3 * height * width, -2, 2)
+        let acts = try ViTActivations(config: config, batch: batch, height: height, width: width)
+        let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: true)
+        let n = acts.rows * config.hiddenSize
+        _ = model.forward(pixels.map(Float.init), acts, lora: run)
+        let g = rng.array(n)
+        var dPixels = [Float](repeating: 0, count: pixels.count)
+        model.backward(g.map(Float.init), acts, lora: run, dPixels: &dPixels)
+        func loss(_ lora: [String: Ref.LoRA]) -> Double {
+            dot(g, Ref.vit(params, config: config, pixels: pixels, batch: batch, height: height, width: width,
+                           lora: lora, rank: lc.rank, scale: Double(lc.scale)))
+        }
+        func fd(_ body: (inout [String: Ref.LoRA], Double) -> Void) -> Double {
+            let h = 1e-5
+            var up = ref, down = ref
+            body(&up, h); body(&down, -h)
+            return (loss(up) - loss(down)) / (2 * h)
+        }
+        let grads = try XCTUnwrap(run.grads), sg = try XCTUnwrap(run.scoreGrads)
+        var checked = 0
+        for b in adapters.blocks {
+            let on = adapters.gates.mask[b.index]
+            let gotA = adapters.a(b, in: grads), gotB = adapters.b(b, in: grads)
+            for _ in 0..<4 {
+                let ia = Int(rng.uniform(0, Double(lc.rank * b.inFeatures))), ib = Int(rng.uniform(0, Double(lc.rank * b.outFeatures)))
+                let wantA = on ? fd { r, h in r[b.path]!.a[ia] += h } : 0
+                let wantB = on ? fd { r, h in r[b.path]!.b[ib] += h } : 0
+                XCTAssertEqual(Double(gotA[ia]), wantA, accuracy: 1e-4 + 2e-3 * abs(wantA), "\(b.aName)[\(ia)]")
+                XCTAssertEqual(Double(gotB[ib]), wantB, accuracy: 1e-4 + 2e-3 * abs(wantB), "\(b.bName)[\(ib)]")
+                checked += on && wantA != 0 && wantB != 0 ? 1 : 0
+            }
+            let wantS = fd { r, h in r[b.path]!.gate += h }
+            XCTAssertEqual(Double(sg[b.index]), wantS, accuracy: 1e-4 + 2e-3 * abs(wantS), "score of \(b.path) (active: \(on))")
+        }
+        XCTAssertEqual(checked, 4 * adapters.activeCount, "every sampled A and B gradient of an active block is non-zero")
+    }
+
     /// Without score gradients an inactive block is skipped outright, and with all blocks off the model is the
     /// base model bit for bit.
     func testAllInactiveIsTheBaseModel() throws {
@@ -83,6 +136,59 @@ final class LoRAGradientTests: XCTestCase {
         let base = Array(UnsafeBufferPointer(start: model.forward(px, acts), count: n))
         let gated = Array(UnsafeBufferPointer(start: model.forward(px, acts, lora: run), count: n))
         XCTAssertEqual(base, gated)
+    }
+}
+
+/// A run that holds only some blocks (`LoRARun(blocks:)`, what a settled pattern and `lora-last-k` build): its
+/// held blocks get the gradients of a run that holds every block, a block it does not hold is frozen (it still acts
+/// in the forward, gets no gradient), and its state is only the held blocks'.
+final class LoRARunHeldBlocksTests: XCTestCase {
+    func testHeldBlocksMatchTheFullRunAndAnUnheldActiveBlockIsFrozen() throws {
+        let config = ViTConfig(hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                               positionGrid: 3, layerNormEps: 1e-6)
+        var rng = TestRNG(seed: 21)
+        let (model, _) = try randomTinyModel(config, &rng)
+        var lc = LoRAConfig(); lc.rank = 2
+        lc.targets = [.query, .value, .output, .fc1, .fc2]
+        let adapters = try LoRAAdapters(model: config, config: lc, seed: 8)
+        // Active: 0 (l0 q), 2 (l0 out), 3, 4, 5 (l1 q), 6 (l1 v), 8, 9; inactive 1 (l0 v), 7 (l1 out).
+        _ = randomizeForReference(adapters, &rng) { $0 % 3 != 1 || $0 == 4 }
+        // Held: every active block but 6 (so layer 1's q, k, v group holds q alone), and inactive block 1.
+        let held = (0..<10).map { $0 != 6 && $0 != 7 }
+        XCTAssertEqual(adapters.gates.mask, (0..<10).map { $0 != 1 && $0 != 7 })
+        let pixels = rng.array(2 * 3 * 4 * 6).map(Float.init)
+        let dOut = rng.array(2 * (1 + 2 * 3) * 8).map(Float.init)   // 2 images of 1 + 2 × 3 tokens, width 8
+        func pass(_ blocks: [Bool]?) throws -> (run: LoRARun, out: [Float], dPixels: [Float]) {
+            let acts = try ViTActivations(config: config, batch: 2, height: 4, width: 6)
+            let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: false, blocks: blocks)
+            let out = Array(UnsafeBufferPointer(start: model.forward(pixels, acts, lora: run), count: acts.rows * 8))
+            var dPixels = [Float](repeating: 0, count: pixels.count)
+            model.backward(dOut, acts, lora: run, dPixels: &dPixels)
+            return (run, out, dPixels)
+        }
+        let full = try pass(nil), part = try pass(held)
+        XCTAssertEqual(part.out, full.out, "the forward: W' holds every active block, held or not")
+        for (x, y) in zip(part.dPixels, full.dPixels) { XCTAssertEqual(x, y, accuracy: 1e-6 * max(1, abs(y))) }
+        for b in adapters.blocks {
+            let i = b.index
+            guard held[i] else {
+                XCTAssertNil(part.run.gradients(i), "block \(i) is not held: no gradient")
+                XCTAssertFalse(part.run.holds(i))
+                continue
+            }
+            let got = try XCTUnwrap(part.run.gradients(i)), want = try XCTUnwrap(full.run.gradients(i))
+            for (x, y) in zip(Array(got.a) + Array(got.b), Array(want.a) + Array(want.b)) {
+                XCTAssertEqual(x, y, accuracy: 1e-6 * max(1, abs(y)), "block \(i)")
+            }
+            XCTAssertEqual((Array(got.a) + Array(got.b)).contains { $0 != 0 }, adapters.gates.mask[i],
+                           "block \(i): a gradient iff active")
+        }
+        XCTAssertTrue(Array(try XCTUnwrap(full.run.gradients(6)).b).contains { $0 != 0 }, "the full run trains block 6")
+        let heldFloats = adapters.blocks.filter { held[$0.index] }.reduce(0) { $0 + 2 * ($1.inFeatures + $1.outFeatures) }
+        let layout = try XCTUnwrap(part.run.grads).layout
+        XCTAssertEqual(layout.entries.map(\.name), adapters.blocks.filter { held[$0.index] }.flatMap { [$0.aName, $0.bName] })
+        XCTAssertEqual(layout.entries.reduce(0) { $0 + $1.count }, heldFloats, "gradients of the held blocks only")
+        XCTAssertLessThan(part.run.saved.count, full.run.saved.count)
     }
 }
 
