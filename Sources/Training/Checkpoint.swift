@@ -110,13 +110,28 @@ public enum Checkpoint {
 }
 
 extension Trainer {
-    /// The state as flat arrays in table order: `params`, `adam.m`, `adam.v`.
+    /// The state as flat arrays in the order of the table as built at the start (``checkpointTensors``): `params`,
+    /// `adam.m`, `adam.v`. A tensor that a settled run dropped from its table (an inactive block's A and B) keeps
+    /// its parameters and gets zero moments: it never trains again.
     func stateTensors() -> [(String, [Float])] {
-        var params: [Float] = []
-        params.reserveCapacity(trainable.totalCount)
-        for t in trainable.tensors { params += t.param }
-        return [("params", params), ("adam.m", trainable.m.toArray()), ("adam.v", trainable.v.toArray())]
+        var params: [Float] = [], m: [Float] = [], v: [Float] = []
+        let total = checkpointTensors.reduce(0) { $0 + $1.param.count }
+        params.reserveCapacity(total); m.reserveCapacity(total); v.reserveCapacity(total)
+        for t in checkpointTensors {
+            params += t.param
+            if let s = trainable.state(t.name) {
+                m += UnsafeBufferPointer(start: s.m, count: t.param.count)
+                v += UnsafeBufferPointer(start: s.v, count: t.param.count)
+            } else {
+                m += repeatElement(0, count: t.param.count)
+                v += repeatElement(0, count: t.param.count)
+            }
+        }
+        return [("params", params), ("adam.m", m), ("adam.v", v)]
     }
+
+    /// AdamW step counts in ``checkpointTensors`` order (0 for a tensor the table dropped).
+    var checkpointSteps: [Int] { checkpointTensors.map { t in trainable.state(t.name).map { trainable.steps[$0.index] } ?? 0 } }
 
     func stateMetadata() -> [String: String] {
         let encoder = JSONEncoder()
@@ -125,7 +140,7 @@ extension Trainer {
             "config": String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self),
             "model": String(decoding: (try? encoder.encode(model.config)) ?? Data(), as: UTF8.self),
             "weights_fingerprint": initialWeightsFingerprint,
-            "adam.steps": trainable.steps.map(String.init).joined(separator: ","),
+            "adam.steps": checkpointSteps.map(String.init).joined(separator: ","),
         ]
         if let g = gates {
             meta["active"] = g.maskText
@@ -137,7 +152,7 @@ extension Trainer {
 
     func restoreState(tensors: [String: [Float]], metadata: [String: String], step: Int, path: String) throws {
         func fail(_ m: String) -> CheckpointError { CheckpointError(path: path, message: m) }
-        let n = trainable.tensors.count
+        let n = checkpointTensors.count
         let fields = (metadata["adam.steps"] ?? "").split(separator: ",", omittingEmptySubsequences: false)
         let steps = fields.compactMap { Int($0) }
         guard fields.count == n, steps.count == n, steps.allSatisfy({ $0 >= 0 && $0 <= step }) else {
@@ -162,13 +177,16 @@ extension Trainer {
             throw fail("missing `params`, `adam.m` or `adam.v`")
         }
         var offset = 0
-        for t in trainable.tensors {
-            _ = t.param.update(fromContentsOf: params[offset..<(offset + t.param.count)])
+        for (k, t) in checkpointTensors.enumerated() {
+            let range = offset..<(offset + t.param.count)
+            _ = t.param.update(fromContentsOf: params[range])
+            if let s = trainable.state(t.name) {
+                m[range].withUnsafeBufferPointer { s.m.update(from: $0.baseAddress!, count: t.param.count) }
+                v[range].withUnsafeBufferPointer { s.v.update(from: $0.baseAddress!, count: t.param.count) }
+                trainable.steps[s.index] = steps[k]
+            }
             offset += t.param.count
         }
-        _ = trainable.m.buffer.update(fromContentsOf: m)
-        _ = trainable.v.buffer.update(fromContentsOf: v)
-        trainable.steps = steps
         if let mask {
             gates?.set(mask)
             gates?.restoreSettling(settledStep: settling.step, stableSteps: settling.stable)

@@ -121,7 +121,8 @@ public protocol TrainingFaults: AnyObject {
 public final class DataParallelTrainer {
     public let comm: Communicator
     public let trainer: Trainer
-    public let sync: GradientSync
+    /// The all-reduce over ``Trainer/trainable``; rebuilt when the trainer rebuilds its table (the gates settled).
+    public private(set) var sync: GradientSync
     /// The training images and this rank's batches of them.
     public let data: ImageSource
     public let loader: BatchLoader
@@ -241,6 +242,7 @@ public final class DataParallelTrainer {
         let (pixels, labels) = try loader.batch(step: n)
         // Gates, forward, loss; the statistics and the head's gradients go out first.
         trainer.beginStep()
+        if sync.tensors !== trainer.trainable { sync = try GradientSync(comm: comm, tensors: trainer.trainable) }
         var (lossSum, correct) = (0.0, 0)
         if accumulate == 1 {
             (lossSum, correct) = trainer.forwardAndLoss(pixels: pixels, labels: labels)

@@ -38,8 +38,10 @@ public struct TrainableTensor {
 ///                           backbone tensors (full, layout order)
 ///     bucket L+1 "stem":    the backbone tensors outside the blocks (full, layout order)
 ///
-/// The table is built once from the method; which adapter tensors train in a step is read from the gates
-/// (``isTraining(_:)``). Ranks that build it from the same configuration agree on every name, size and offset.
+/// The table is built from the method at the start, and once more, with the active blocks only, when a selective
+/// run's gates settle (``Trainer``; the moments carry over by name, ``adoptState(of:)``); which adapter tensors
+/// train in a step is read from the gates (``isTraining(_:)``). Ranks that build it from the same configuration and
+/// the same (replicated) mask agree on every name, size and offset.
 public final class TrainableTensors {
     public let tensors: [TrainableTensor]
     /// `tensors[buckets[i]]`: bucket i, in all-reduce order.
@@ -50,6 +52,8 @@ public final class TrainableTensors {
     /// AdamW steps taken by each tensor (a block switched on late is bias-corrected from its own first update).
     var steps: [Int]
     let layers: Int
+    /// Table position by tensor name.
+    let position: [String: Int]
 
     /// `scoreGrads` and the adapter gradients come from `run`; the backbone's from `baseGrads` (full only).
     /// `blocks(i)`: whether block i can ever train in this run (false: its A and B are left out of the table — the
@@ -119,6 +123,25 @@ public final class TrainableTensors {
         m = try FloatBuffer(count: stateCount)
         v = try FloatBuffer(count: stateCount)
         steps = [Int](repeating: 0, count: list.count)
+        position = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($0.element.name, $0.offset) })
+    }
+
+    /// Copies the AdamW moments and step counts of every tensor of `other` that this table also holds (by name).
+    func adoptState(of other: TrainableTensors) {
+        for (i, t) in tensors.enumerated() {
+            guard let j = other.position[t.name] else { continue }
+            let o = other.tensors[j]
+            precondition(o.param.count == t.param.count, "TrainableTensors.adoptState: \(t.name) changed size")
+            (m.base + t.stateOffset).update(from: other.m.base + o.stateOffset, count: t.param.count)
+            (v.base + t.stateOffset).update(from: other.v.base + o.stateOffset, count: t.param.count)
+            steps[i] = other.steps[j]
+        }
+    }
+
+    /// The AdamW moments and step count of the tensor named `name`, if the table holds it.
+    func state(_ name: String) -> (m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, index: Int)? {
+        guard let i = position[name] else { return nil }
+        return (m.base + tensors[i].stateOffset, v.base + tensors[i].stateOffset, i)
     }
 
     public var headBucket: Range<Int> { buckets[0] }

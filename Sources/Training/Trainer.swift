@@ -36,9 +36,15 @@ public final class Trainer {
     /// The activations of a step; rebuilt once when the gates settle, saving only from the lowest active layer up
     /// (`lora-last-k`: built so from the start, saving from layer L − k).
     public private(set) var acts: ViTActivations
-    public let run: LoRARun?
-    /// Every tensor this run trains, with its gradient and optimizer state.
-    public let trainable: TrainableTensors
+    /// The LoRA state of a step; a selective run rebuilds it once when the gates settle, holding only the active
+    /// blocks (``settle(_:)``).
+    public private(set) var run: LoRARun?
+    /// Every tensor this run trains, with its gradient and optimizer state; rebuilt with ``run`` when the gates
+    /// settle (the inactive blocks' gradients and AdamW moments are given back).
+    public private(set) var trainable: TrainableTensors
+    /// The tensors a checkpoint holds, in table order: the table as built at the start (a settled run's table is
+    /// smaller, but its checkpoints keep this layout so that any checkpoint of a run resumes onto a fresh trainer).
+    let checkpointTensors: [(name: String, param: UnsafeMutableBufferPointer<Float>)]
     let baseGrads: ViTTensors?
     let headGrads: TensorStore
     let logits: FloatBuffer, dLogits: FloatBuffer, dFeatures: FloatBuffer, dOut: FloatBuffer
@@ -98,6 +104,7 @@ public final class Trainer {
         trainable = try TrainableTensors(head: head, headGrads: headGrads, adapters: self.adapters, run: run,
                                          model: model, baseGrads: baseGrads,
                                          blocks: config.method == .loraLastK ? { mask![$0] } : { _ in true })
+        checkpointTensors = trainable.tensors.map { ($0.name, $0.param) }
         logits = try FloatBuffer(count: batch * classes)
         dLogits = try FloatBuffer(count: batch * classes)
         dFeatures = try FloatBuffer(count: batch * model.config.featureDim)
@@ -131,15 +138,26 @@ public final class Trainer {
     /// `lora-last-k`: L − k from the first step (its mask is fixed by construction; the gates never "settle").
     public private(set) var backwardThrough: Int?
 
-    /// The one-time switch to the settled step: the backward stops at `lowest`, and the activations are rebuilt to
-    /// save only blocks from there up (the memory of the blocks below is given back). If the rebuild cannot be
-    /// had, the old activations stay (correct, just larger).
+    /// The one-time switch to the settled step: the backward stops at `lowest`; the activations are rebuilt to save
+    /// only blocks from there up, and the LoRA state and the table to hold only the active blocks (the memory of
+    /// the rest — saved h, gradients, AdamW moments — is given back; the moments and step counts of what still
+    /// trains carry over). If a rebuild cannot be had, the old state stays (correct, just larger).
     func settle(_ lowest: Int) {
         backwardThrough = lowest
-        guard lowest > 0, lowest < model.config.numLayers, config.method == .selective,
-              let smaller = try? ViTActivations(config: model.config, batch: acts.batch, height: acts.height,
-                                                width: acts.width, training: true, savedFrom: lowest) else { return }
-        acts = smaller
+        guard config.method == .selective else { return }
+        if lowest > 0, lowest < model.config.numLayers,
+           let smaller = try? ViTActivations(config: model.config, batch: acts.batch, height: acts.height,
+                                             width: acts.width, training: true, savedFrom: lowest) {
+            acts = smaller
+        }
+        guard let a = adapters else { return }
+        let mask = a.gates.mask
+        guard let held = try? LoRARun(adapters: a, activations: acts, gradients: true, scoreGradients: true, blocks: mask),
+              let table = try? TrainableTensors(head: head, headGrads: headGrads, adapters: a, run: held, model: model,
+                                                baseGrads: baseGrads, blocks: { mask[$0] }) else { return }
+        table.adoptState(of: trainable)
+        run = held
+        trainable = table
     }
 
 

@@ -54,6 +54,14 @@ final class SettledGatesTests: XCTestCase {
         let ab = a.blocks.filter { a.gates.mask[$0.index] }.reduce(0) { $0 + 2 * ($1.inFeatures + $1.outFeatures) }
         XCTAssertEqual(settled.trainableParameterCount, 3 * 8 + 3 + ab)
         XCTAssertEqual(fixed.trainableParameterCount, 3 * 8 + 3 + ab + 12)
+        // The settled run holds the state (gradients, saved h, AdamW moments) of its active blocks only.
+        let active = a.blocks.filter { a.gates.mask[$0.index] }
+        XCTAssertEqual(try XCTUnwrap(settled.run?.grads).layout.entries.map(\.name), active.flatMap { [$0.aName, $0.bName] })
+        XCTAssertEqual(try XCTUnwrap(fixed.run?.grads).layout.entries.count, 2 * a.blocks.count)
+        XCTAssertEqual(settled.trainable.tensors.filter { $0.role == .adapter }.map(\.name),
+                       active.flatMap { [$0.aName, $0.bName] }, "the table: the active blocks (all in layer 1)")
+        XCTAssertEqual(settled.trainable.totalCount, 3 * 8 + 3 + ab + 12, "head, the active blocks' A and B, the scores")
+        XCTAssertLessThan(settled.trainable.totalCount, fixed.trainable.totalCount)
     }
 
     /// The automatic rule: no flip for `settlePatience` consecutive steps after the penalty starts.
