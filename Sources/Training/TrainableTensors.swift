@@ -55,11 +55,11 @@ public final class TrainableTensors {
     /// Table position by tensor name.
     let position: [String: Int]
 
-    /// `scoreGrads` and the adapter gradients come from `run`; the backbone's from `baseGrads` (full only).
-    /// `blocks(i)`: whether block i can ever train in this run (false: its A and B are left out of the table — the
-    /// blocks below the last k layers of `lora-last-k`).
+    /// `scoreGrads` and the adapter gradients come from `run`; the backbone's from `baseGrads` (full only). A block
+    /// the run does not hold (``LoRARun/holds(_:)``: the blocks below the last k layers of `lora-last-k`, a settled
+    /// run's inactive blocks) can never train: its A and B are left out of the table.
     init(head: ClassifierHead, headGrads: TensorStore, adapters: LoRAAdapters?, run: LoRARun?, model: ViTModel,
-         baseGrads: ViTTensors?, blocks: (Int) -> Bool = { _ in true }) throws {
+         baseGrads: ViTTensors?) throws {
         var list: [TrainableTensor] = []
         var buckets: [Range<Int>] = []
         var stateCount = 0
@@ -93,7 +93,7 @@ public final class TrainableTensors {
             let start = list.count
             if let a = adapters, let run, run.grads != nil {
                 let range = a.layerBlocks[l]
-                for i in range where blocks(i) {
+                for i in range {
                     guard let g = run.gradients(i) else { continue }   // not held by the run: frozen
                     let b = a.blocks[i], t = a.tensorIndices(b)
                     add(b.aName, .adapter, gate: i, a.params.buffer(t.a), g.a)

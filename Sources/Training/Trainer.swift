@@ -98,12 +98,10 @@ public final class Trainer {
             run = nil
         }
         baseGrads = config.method == .full ? try model.makeGradients() : nil
-        // lora-last-k: the blocks below L − k can never train, so they are not in the table (nor in the all-reduce
-        // buffer, the optimizer state or the checkpoint).
-        let mask = self.adapters?.gates.mask
+        // lora-last-k: the run does not hold the blocks below L − k, so they are not in the table (nor in the
+        // all-reduce buffer, the optimizer state or the checkpoint).
         trainable = try TrainableTensors(head: head, headGrads: headGrads, adapters: self.adapters, run: run,
-                                         model: model, baseGrads: baseGrads,
-                                         blocks: config.method == .loraLastK ? { mask![$0] } : { _ in true })
+                                         model: model, baseGrads: baseGrads)
         checkpointTensors = trainable.tensors.map { ($0.name, $0.param) }
         logits = try FloatBuffer(count: batch * classes)
         dLogits = try FloatBuffer(count: batch * classes)
@@ -151,10 +149,10 @@ public final class Trainer {
             acts = smaller
         }
         guard let a = adapters else { return }
-        let mask = a.gates.mask
-        guard let held = try? LoRARun(adapters: a, activations: acts, gradients: true, scoreGradients: true, blocks: mask),
+        guard let held = try? LoRARun(adapters: a, activations: acts, gradients: true, scoreGradients: true,
+                                      blocks: a.gates.mask),
               let table = try? TrainableTensors(head: head, headGrads: headGrads, adapters: a, run: held, model: model,
-                                                baseGrads: baseGrads, blocks: { mask[$0] }) else { return }
+                                                baseGrads: baseGrads) else { return }
         table.adoptState(of: trainable)
         run = held
         trainable = table

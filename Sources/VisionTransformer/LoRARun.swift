@@ -130,8 +130,9 @@ public final class LoRARun {
     /// they settle, an inactive block costs nothing).
     var learnsScores: Bool { scoreGrads != nil && !adapters.gates.settled }
 
-    /// Whether the block must run: it acts, or its score needs h and g for the straight-through gradient.
-    func runs(_ i: Int) -> Bool { slot[i] != nil && (adapters.gates.mask[i] || learnsScores) }
+    /// Whether a held block (one of ``groupBlocks``) must run: it acts, or its score needs h and g for the
+    /// straight-through gradient.
+    func runs(_ i: Int) -> Bool { adapters.gates.mask[i] || learnsScores }
 
     /// Whether the backward will want h (LoRA or score gradients on training activations).
     var savesH: Bool { training && (grads != nil || scoreGrads != nil) }

@@ -186,12 +186,13 @@ struct Bench: ParsableCommand {
         }
         // Settled (and lora-last-k), as the trainer runs it: nothing below the lowest layer holding an active block
         // needs a gradient, so the backward stops there and activations are kept only from there up.
-        let lowest = method == "settled" || method == "lora-last-k" ? (adapters?.lowestActiveLayer ?? 0) : 0
+        let settledStep = method == "settled" || method == "lora-last-k"
+        let lowest = settledStep ? (adapters?.lowestActiveLayer ?? 0) : 0
         let acts = try ViTActivations(config: model.config, batch: batch, height: size, width: size, savedFrom: lowest)
         // Settled and lora-last-k hold state (saved h, gradients) for their active blocks only, as the trainer does.
         let lora = try adapters.map {
             try LoRARun(adapters: $0, activations: acts, gradients: true, scoreGradients: method == "selective",
-                        blocks: method == "settled" || method == "lora-last-k" ? $0.gates.mask : nil)
+                        blocks: settledStep ? $0.gates.mask : nil)
         }
         let rank = adapters?.config.rank ?? 0
         let activeBlocks = adapters?.activeCount ?? 0
