@@ -5,8 +5,8 @@ for `selora bench --adapter DIR` (speed does not depend on the values, only on w
     .venv/bin/python tools/make_gate_adapter.py OUT_DIR --rank 128 --alpha 128 --blocks 5.mlp.fc1,6.mlp.fc1,...
 
 --blocks lists the active blocks as LAYER.TARGET (targets: query, key, value, attention.output.dense, mlp.fc1,
-mlp.fc2); the default is the pattern `launch/demo`'s selective run settled on (λ = 4, --max-active 5,
---settle-after 150, seed 0): fc1 of layers 5, 6, 9.
+mlp.fc2); the default is the pattern `launch/demo`'s selective run settled on (λ = 4 from step 30,
+--max-active 5, --settle-after 90, seed 0): fc1 of layers 5, 8, 9.
 Active blocks get A ~ U(±1/√in) (seeded), B = 0.01 and score 0.25; the others score 0 (below τ = 0.1) and are
 not stored, exactly as `LoRAAdapters.save` stores an adapter: A and B of the active blocks only, every score,
 `target_modules` = the active blocks' module paths (transformers-5 Dinov2Model names), a `selective` object.
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 from safetensors.numpy import save_file
 
-DEMO_PATTERN = "5.mlp.fc1,6.mlp.fc1,9.mlp.fc1"
+DEMO_PATTERN = "5.mlp.fc1,8.mlp.fc1,9.mlp.fc1"
 # target -> (module path inside encoder.layer.L in transformers-5 names, (in, out) as multiples of (hidden, mlp))
 TARGETS = {
     "query": "attention.q_proj", "key": "attention.k_proj", "value": "attention.v_proj",
