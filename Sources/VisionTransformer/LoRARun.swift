@@ -134,6 +134,12 @@ public final class LoRARun {
     /// straight-through gradient.
     func runs(_ i: Int) -> Bool { adapters.gates.mask[i] || learnsScores }
 
+    /// The first group of `layer` in forward order (q/k/v, output, fc1, fc2) with a held block that runs: the
+    /// lowest point of the layer a truncated backward must reach (nil: no adapter of the layer needs a gradient).
+    func lowestGroup(layer: Int) -> LoRAGroup? {
+        LoRAGroup.allCases.first { groupBlocks[layer][$0.rawValue].contains(where: runs) }
+    }
+
     /// Whether the backward will want h (LoRA or score gradients on training activations).
     var savesH: Bool { training && (grads != nil || scoreGrads != nil) }
 

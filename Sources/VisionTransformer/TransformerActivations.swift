@@ -35,7 +35,7 @@ public final class TransformerActivations {
     public var input: UnsafeMutablePointer<Float> { blocks[0].resIn }
 
     /// Backward scratch (pointers into `grads`), nil when built without gradients. After
-    /// ``TransformerStack/backward(_:_:grads:lora:afterBlock:)`` `dRes` holds dL/d``input``.
+    /// ``TransformerStack/backward(_:_:grads:lora:through:inputGradient:afterBlock:)`` `dRes` holds dL/d``input``.
     public struct Scratch {
         public let dRes, dA, dCtx, dqkv, dHidden, dProbs, lnScratch: UnsafeMutablePointer<Float>
     }

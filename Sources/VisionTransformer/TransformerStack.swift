@@ -83,9 +83,14 @@ public final class TransformerStack {
     /// a caller can start communicating them while the earlier blocks are still being differentiated.
     /// `through`: the lowest block to differentiate (blocks below it get no gradient and cost nothing — settled
     /// selective LoRA, whose lowest active block is higher up); the returned gradient is then that block's input's.
+    /// `inputGradient: false` (adapters only: no `grads`) says the caller does not want that gradient, so block
+    /// `through` stops right after the LoRA backward of its lowest group that runs (``LoRARun/lowestGroup(layer:)``;
+    /// the whole block when none runs): nothing below an adapter is differentiated, and the returned pointer holds
+    /// no meaningful gradient.
     @discardableResult
     public func backward(_ dOut: UnsafePointer<Float>, _ acts: TransformerActivations,
                          grads: TransformerTensors? = nil, lora: LoRARun? = nil, through lowest: Int = 0,
+                         inputGradient: Bool = true,
                          afterBlock: ((Int) -> Void)? = nil) -> UnsafeMutablePointer<Float> {
         precondition((0..<config.numLayers).contains(lowest), "TransformerStack.backward: no block \(lowest)")
         precondition(lowest >= acts.savedFrom, "TransformerStack.backward: block \(lowest)'s activations were not saved")
@@ -96,24 +101,36 @@ public final class TransformerStack {
         Kernels.layerNormBackward(s.dRes, dgamma: grads?.normW, dbeta: grads?.normB, dOut, acts.resOut,
                                   mean: acts.outMean, rstd: acts.outRstd, gamma: p.normW, rows: n, cols: d,
                                   scratch: s.lnScratch)
+        let truncate = !inputGradient && grads == nil
         for l in stride(from: c.numLayers - 1, through: lowest, by: -1) {
-            blockBackward(l, acts.blocks[l], p.blocks[l], grads?.blocks[l], acts, s, lora)
+            if truncate && l == lowest {
+                if let stop = lora?.lowestGroup(layer: l) {
+                    blockBackward(l, acts.blocks[l], p.blocks[l], nil, acts, s, lora, stopAfter: stop)
+                }
+            } else {
+                blockBackward(l, acts.blocks[l], p.blocks[l], grads?.blocks[l], acts, s, lora)
+            }
             afterBlock?(l)
         }
         return s.dRes
     }
 
     /// Mirrors ``blockForward``; on entry s.dRes = dL/d(block output), on exit dL/d(block input).
+    /// `stopAfter` (adapters only, `g` nil): return right after that group's LoRA backward, skipping the input
+    /// gradient of its Linear and everything below it in the block.
     func blockBackward(_ l: Int, _ a: TransformerActivations.Block, _ w: BlockTensors, _ g: BlockTensors?,
-                       _ acts: TransformerActivations, _ s: TransformerActivations.Scratch, _ lora: LoRARun?) {
+                       _ acts: TransformerActivations, _ s: TransformerActivations.Scratch, _ lora: LoRARun?,
+                       stopAfter stop: LoRAGroup? = nil) {
         let d = config.hiddenSize, m = config.mlpSize, n = acts.rows
         // out = resMid + ls2 ⊙ fc2
         layerScaleResidualBackward(s.dA, dGamma: g?.ls2, s.dRes, a.fc2, gamma: w.ls2, rows: n, cols: d)
+        if stop == .fc2 { lora?.backward(layer: l, group: .fc2, dy: s.dA, ldy: d, x: a.gelu); return }
         linearBackward(s.dHidden, dWeight: g?.fc2W, dBias: g?.fc2B, s.dA, a.gelu,
                        weight: weight(lora, l, .fc2, w.fc2W),
                        rows: n, inFeatures: m, outFeatures: d)
         lora?.backward(layer: l, group: .fc2, dy: s.dA, ldy: d, x: a.gelu)
         Kernels.activationBackward(config.activation, s.dHidden, s.dHidden, a.fc1, count: n * m)
+        if stop == .fc1 { lora?.backward(layer: l, group: .fc1, dy: s.dHidden, ldy: m, x: a.ln2); return }
         linearBackward(s.dA, dWeight: g?.fc1W, dBias: g?.fc1B, s.dHidden, a.ln2,
                        weight: weight(lora, l, .fc1, w.fc1W),
                        rows: n, inFeatures: d, outFeatures: m)
@@ -123,11 +140,13 @@ public final class TransformerStack {
         addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resMid
         // resMid = resIn + ls1 ⊙ attnOut
         layerScaleResidualBackward(s.dA, dGamma: g?.ls1, s.dRes, a.attnOut, gamma: w.ls1, rows: n, cols: d)
+        if stop == .output { lora?.backward(layer: l, group: .output, dy: s.dA, ldy: d, x: a.ctx); return }
         linearBackward(s.dCtx, dWeight: g?.oW, dBias: g?.oB, s.dA, a.ctx,
                        weight: weight(lora, l, .output, w.oW),
                        rows: n, inFeatures: d, outFeatures: d)
         lora?.backward(layer: l, group: .output, dy: s.dA, ldy: d, x: a.ctx)
         attentionBackward(dqkv: s.dqkv, dprobs: s.dProbs, s.dCtx, probs: a.probs, qkv: a.qkv, shape: acts.attention)
+        if stop == .qkv { lora?.backward(layer: l, group: .qkv, dy: s.dqkv, ldy: 3 * d, x: a.ln1); return }
         linearBackward(s.dA, dWeight: g?.qkvW, dBias: g?.qkvB, s.dqkv, a.ln1,
                        weight: weight(lora, l, .qkv, w.qkvW),
                        rows: n, inFeatures: d, outFeatures: 3 * d)

@@ -100,14 +100,15 @@ public final class ViTModel {
     // MARK: Backward
 
     /// Back-propagates `dOut` ([batch, tokens, hidden], gradient of the loss w.r.t. `forward`'s output) through
-    /// the whole model: the stack (``TransformerStack/backward(_:_:grads:lora:afterBlock:)``), then `ln_pre` and
+    /// the whole model: the stack (``TransformerStack/backward(_:_:grads:lora:through:inputGradient:afterBlock:)``), then `ln_pre` and
     /// the stem. Parameter gradients are ACCUMULATED into `grads` when given (skipped entirely otherwise), LoRA
     /// gradients into `lora`'s gradient stores; the gradient w.r.t. the pixels is written to `dPixels` when
     /// given. Needs `acts` built with `training: true` and filled by `forward` on the same input (and `lora`).
     /// `afterBlock(l)` runs as soon as block l's parameter gradients are final (blocks finish last to first), so
     /// a caller can start communicating them while the earlier blocks are still being differentiated.
-    /// `through` > 0 stops at that block (``TransformerStack/backward(_:_:grads:lora:through:afterBlock:)``): nothing
-    /// below it, stem included, is differentiated — for adapters only (no `grads`, no `dPixels`).
+    /// `through` > 0 stops at that block (``TransformerStack/backward(_:_:grads:lora:through:inputGradient:afterBlock:)``):
+    /// nothing below it, stem included, is differentiated — for adapters only (no `grads`, no `dPixels`). Without
+    /// `grads` and `dPixels` the backward also stops inside block `through` (by default 0) at its lowest adapter.
     public func backward(_ dOut: UnsafePointer<Float>, _ acts: ViTActivations, grads: ViTTensors? = nil,
                          lora: LoRARun? = nil, dPixels: UnsafeMutablePointer<Float>? = nil, through lowest: Int = 0,
                          afterBlock: ((Int) -> Void)? = nil) {
@@ -117,8 +118,12 @@ public final class ViTModel {
         precondition(lowest == 0 || (grads == nil && dPixels == nil),
                      "ViTModel.backward: a truncated backward has no weight or pixel gradients")
         let d = config.hiddenSize, n = acts.rows, p = params
-        let dEmb = stack.backward(dOut, acts.stack, grads: grads?.stack, lora: lora, through: lowest, afterBlock: afterBlock)
-        guard lowest == 0 else { return }
+        // The stack's input gradient feeds only the stem's weight gradients and dPixels: without them the backward
+        // ends inside block `lowest`, at its lowest adapter.
+        let wantInput = lowest == 0 && (grads != nil || dPixels != nil)
+        let dEmb = stack.backward(dOut, acts.stack, grads: grads?.stack, lora: lora, through: lowest,
+                                  inputGradient: wantInput, afterBlock: afterBlock)
+        guard wantInput else { return }
         // dEmb holds the gradient w.r.t. block 0's input; back through CLIP's ln_pre to the embeddings.
         if let emb = acts.embeddings, let mean = acts.embMean, let rstd = acts.embRstd, let w = p.preNormW {
             Kernels.layerNormBackward(dEmb, dgamma: grads?.preNormW, dbeta: grads?.preNormB, dEmb, emb,

@@ -225,4 +225,49 @@ final class TruncatedBackwardTests: XCTestCase {
         XCTAssertEqual(g2, g0, "every LoRA gradient is the full backward's")
         XCTAssertTrue(g0.contains { $0 != 0 })
     }
+
+    /// Without weight or pixel gradients the backward ends inside its lowest block, right after the LoRA backward of
+    /// that block's lowest running group (fc2, fc1, output or q/k/v). Every LoRA and score gradient must still be,
+    /// bit for bit, the one of the backward that runs to the pixels (`dPixels`), for each group as the lowest, with
+    /// and without `through:`, and with the scores learning (every block runs: the stop is q/k/v of layer 0).
+    func testBackwardEndsAtTheLowestAdapterWithTheFullBackwardsGradients() throws {
+        let config = ViTConfig(hiddenSize: 8, numLayers: 3, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                               positionGrid: 3, layerNormEps: 1e-6)
+        var rng = TestRNG(seed: 11)
+        let (model, _) = try randomTinyModel(config, &rng)
+        var lc = LoRAConfig(); lc.rank = 2
+        let pixels = rng.array(2 * 3 * 4 * 4).map(Float.init)
+        let acts = try ViTActivations(config: config, batch: 2, height: 4, width: 4)
+        let dOut = rng.array(acts.rows * config.hiddenSize).map(Float.init)
+        // Block index = layer · 6 + target (query, key, value, output, fc1, fc2).
+        let cases: [(name: String, active: Set<Int>, scores: Bool)] = [
+            ("fc2 lowest", [6 + 5, 12 + 0], false), ("fc1 lowest", [6 + 4, 6 + 5, 12 + 3], false),
+            ("output lowest", [6 + 3, 12 + 4], false), ("value lowest", [6 + 2, 6 + 4], false),
+            ("query lowest", [6 + 0, 12 + 5], false), ("scores learning", [6 + 4, 12 + 1], true),
+        ]
+        for c in cases {
+            let adapters = try LoRAAdapters(model: config, config: lc, seed: 5)
+            _ = randomizeForReference(adapters, &rng) { c.active.contains($0) }
+            func grads(through: Int, pixels wantPixels: Bool) throws -> [Float] {
+                let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: c.scores)
+                _ = model.forward(pixels, acts, lora: run)
+                if wantPixels {
+                    var dPixels = [Float](repeating: 0, count: pixels.count)
+                    model.backward(dOut, acts, lora: run, dPixels: &dPixels)
+                } else {
+                    model.backward(dOut, acts, lora: run, through: through)
+                }
+                return run.grads!.storage.toArray() + (run.scoreGrads?.toArray() ?? [])
+            }
+            let want = try grads(through: 0, pixels: true)
+            XCTAssertTrue(want.contains { $0 != 0 }, c.name)
+            for through in c.scores ? [0] : [0, 1] {
+                let got = try grads(through: through, pixels: false)
+                let differ = got.indices.filter { $0 < want.count && got[$0] != want[$0] }
+                XCTAssertEqual(got.count, want.count, c.name)
+                XCTAssertTrue(differ.isEmpty, "\(c.name), through \(through): \(differ.count) gradient entries differ from "
+                              + "the full backward's, the first at \(differ.first ?? -1)")
+            }
+        }
+    }
 }
