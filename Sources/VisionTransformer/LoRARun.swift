@@ -140,6 +140,9 @@ public final class LoRARun {
         LoRAGroup.allCases.first { groupBlocks[layer][$0.rawValue].contains(where: runs) }
     }
 
+    /// ``lowestGroup(layer:)`` as a target (q/k/v: `.query`), for FLOP counts.
+    public func lowestTarget(layer: Int) -> LoRATarget? { lowestGroup(layer: layer)?.targets.first }
+
     /// Whether the backward will want h (LoRA or score gradients on training activations).
     var savesH: Bool { training && (grads != nil || scoreGrads != nil) }
 

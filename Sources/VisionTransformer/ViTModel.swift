@@ -108,10 +108,12 @@ public final class ViTModel {
     /// a caller can start communicating them while the earlier blocks are still being differentiated.
     /// `through` > 0 stops at that block (``TransformerStack/backward(_:_:grads:lora:through:inputGradient:afterBlock:)``):
     /// nothing below it, stem included, is differentiated — for adapters only (no `grads`, no `dPixels`). Without
-    /// `grads` and `dPixels` the backward also stops inside block `through` (by default 0) at its lowest adapter.
+    /// `grads` and `dPixels` the backward also stops inside block `through` (by default 0) at its lowest adapter,
+    /// unless `inputGradient` asks for the gradient down to the embeddings anyway (`selora bench`'s frozen-base
+    /// step, whose reference cost is the backward through every block).
     public func backward(_ dOut: UnsafePointer<Float>, _ acts: ViTActivations, grads: ViTTensors? = nil,
                          lora: LoRARun? = nil, dPixels: UnsafeMutablePointer<Float>? = nil, through lowest: Int = 0,
-                         afterBlock: ((Int) -> Void)? = nil) {
+                         inputGradient: Bool = false, afterBlock: ((Int) -> Void)? = nil) {
         guard let s = acts.scratch, let ss = acts.stack.scratch else {
             preconditionFailure("ViTModel.backward: activations were built with training: false")
         }
@@ -120,7 +122,7 @@ public final class ViTModel {
         let d = config.hiddenSize, n = acts.rows, p = params
         // The stack's input gradient feeds only the stem's weight gradients and dPixels: without them the backward
         // ends inside block `lowest`, at its lowest adapter.
-        let wantInput = lowest == 0 && (grads != nil || dPixels != nil)
+        let wantInput = lowest == 0 && (grads != nil || dPixels != nil || inputGradient)
         let dEmb = stack.backward(dOut, acts.stack, grads: grads?.stack, lora: lora, through: lowest,
                                   inputGradient: wantInput, afterBlock: afterBlock)
         guard wantInput else { return }

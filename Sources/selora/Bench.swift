@@ -204,10 +204,15 @@ struct Bench: ParsableCommand {
         var fwds: [Double] = [], bwds: [Double] = [], peaks: [Double] = [], ratios: [Double] = [], loraRatios: [Double] = []
         var peakRSS = 0
         var stepScoped = true
-        let layers = Double(model.config.numLayers)
-        let flops = Double(batch) * (model.config.forwardFLOPs(tokens: acts.tokens)
-            + model.config.inputGradientFLOPs(tokens: acts.tokens) * (layers - Double(lowest)) / layers
-            + (grads != nil ? model.config.weightGradientFLOPs(tokens: acts.tokens) : 0))
+        // The backward runs every block from the top through `lowest`; with adapters and no weight gradients it ends
+        // inside block `lowest`, right after its lowest running adapter. The base step goes down to the embeddings.
+        let cfg = model.config, t = acts.tokens
+        let lowestBlock = lora != nil && grads == nil
+            ? lora!.lowestTarget(layer: lowest).map { cfg.blockInputGradientFLOPs(tokens: t, stoppingAfter: $0) } ?? 0
+            : cfg.blockInputGradientFLOPs(tokens: t)
+        let flops = Double(batch) * (cfg.forwardFLOPs(tokens: t)
+            + cfg.blockInputGradientFLOPs(tokens: t) * Double(cfg.numLayers - 1 - lowest) + lowestBlock
+            + (grads != nil ? cfg.weightGradientFLOPs(tokens: t) : 0))
         let loraFLOPs = adapters.map { Self.loraFLOPs($0, rows: acts.rows, scoreGradients: method == "selective", lowest: lowest) } ?? 0
         for step in 0...steps {
             let peakNow = sgemmPeak(repeats: 2)
@@ -216,7 +221,7 @@ struct Bench: ParsableCommand {
             let t0 = Date()
             model.forward(pixels, acts, lora: lora)
             let t1 = Date()
-            model.backward(dOut, acts, grads: grads, lora: lora, through: lowest)
+            model.backward(dOut, acts, grads: grads, lora: lora, through: lowest, inputGradient: lora == nil)
             let t2 = Date()
             peakRSS = max(peakRSS, MemoryProbe.peakBytes())
             guard step > 0 else { continue }  // the first step pays for page faults
