@@ -116,41 +116,42 @@ public final class TransformerStack {
     }
 
     /// Mirrors ``blockForward``; on entry s.dRes = dL/d(block output), on exit dL/d(block input).
-    /// `stopAfter` (adapters only, `g` nil): return right after that group's LoRA backward, skipping the input
-    /// gradient of its Linear and everything below it in the block.
+    /// Each Linear's LoRA backward comes before its input gradient (both read only dy and x), so `stopAfter`
+    /// (adapters only, `g` nil) can return right after that group's LoRA backward, skipping the input gradient of
+    /// its Linear and everything below it in the block.
     func blockBackward(_ l: Int, _ a: TransformerActivations.Block, _ w: BlockTensors, _ g: BlockTensors?,
                        _ acts: TransformerActivations, _ s: TransformerActivations.Scratch, _ lora: LoRARun?,
                        stopAfter stop: LoRAGroup? = nil) {
         let d = config.hiddenSize, m = config.mlpSize, n = acts.rows
         // out = resMid + ls2 ⊙ fc2
         layerScaleResidualBackward(s.dA, dGamma: g?.ls2, s.dRes, a.fc2, gamma: w.ls2, rows: n, cols: d)
-        if stop == .fc2 { lora?.backward(layer: l, group: .fc2, dy: s.dA, ldy: d, x: a.gelu); return }
+        lora?.backward(layer: l, group: .fc2, dy: s.dA, ldy: d, x: a.gelu)
+        if stop == .fc2 { return }
         linearBackward(s.dHidden, dWeight: g?.fc2W, dBias: g?.fc2B, s.dA, a.gelu,
                        weight: weight(lora, l, .fc2, w.fc2W),
                        rows: n, inFeatures: m, outFeatures: d)
-        lora?.backward(layer: l, group: .fc2, dy: s.dA, ldy: d, x: a.gelu)
         Kernels.activationBackward(config.activation, s.dHidden, s.dHidden, a.fc1, count: n * m)
-        if stop == .fc1 { lora?.backward(layer: l, group: .fc1, dy: s.dHidden, ldy: m, x: a.ln2); return }
+        lora?.backward(layer: l, group: .fc1, dy: s.dHidden, ldy: m, x: a.ln2)
+        if stop == .fc1 { return }
         linearBackward(s.dA, dWeight: g?.fc1W, dBias: g?.fc1B, s.dHidden, a.ln2,
                        weight: weight(lora, l, .fc1, w.fc1W),
                        rows: n, inFeatures: d, outFeatures: m)
-        lora?.backward(layer: l, group: .fc1, dy: s.dHidden, ldy: m, x: a.ln2)
         Kernels.layerNormBackward(s.dA, dgamma: g?.norm2W, dbeta: g?.norm2B, s.dA, a.resMid, mean: a.ln2Mean,
                                   rstd: a.ln2Rstd, gamma: w.norm2W, rows: n, cols: d, scratch: s.lnScratch)
         addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resMid
         // resMid = resIn + ls1 ⊙ attnOut
         layerScaleResidualBackward(s.dA, dGamma: g?.ls1, s.dRes, a.attnOut, gamma: w.ls1, rows: n, cols: d)
-        if stop == .output { lora?.backward(layer: l, group: .output, dy: s.dA, ldy: d, x: a.ctx); return }
+        lora?.backward(layer: l, group: .output, dy: s.dA, ldy: d, x: a.ctx)
+        if stop == .output { return }
         linearBackward(s.dCtx, dWeight: g?.oW, dBias: g?.oB, s.dA, a.ctx,
                        weight: weight(lora, l, .output, w.oW),
                        rows: n, inFeatures: d, outFeatures: d)
-        lora?.backward(layer: l, group: .output, dy: s.dA, ldy: d, x: a.ctx)
         attentionBackward(dqkv: s.dqkv, dprobs: s.dProbs, s.dCtx, probs: a.probs, qkv: a.qkv, shape: acts.attention)
-        if stop == .qkv { lora?.backward(layer: l, group: .qkv, dy: s.dqkv, ldy: 3 * d, x: a.ln1); return }
+        lora?.backward(layer: l, group: .qkv, dy: s.dqkv, ldy: 3 * d, x: a.ln1)
+        if stop == .qkv { return }
         linearBackward(s.dA, dWeight: g?.qkvW, dBias: g?.qkvB, s.dqkv, a.ln1,
                        weight: weight(lora, l, .qkv, w.qkvW),
                        rows: n, inFeatures: d, outFeatures: 3 * d)
-        lora?.backward(layer: l, group: .qkv, dy: s.dqkv, ldy: 3 * d, x: a.ln1)
         Kernels.layerNormBackward(s.dA, dgamma: g?.norm1W, dbeta: g?.norm1B, s.dA, a.resIn, mean: a.ln1Mean,
                                   rstd: a.ln1Rstd, gamma: w.norm1W, rows: n, cols: d, scratch: s.lnScratch)
         addInPlace(s.dRes, s.dA, count: n * d)                      // dRes = dL/d resIn

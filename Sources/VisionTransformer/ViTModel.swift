@@ -100,17 +100,16 @@ public final class ViTModel {
     // MARK: Backward
 
     /// Back-propagates `dOut` ([batch, tokens, hidden], gradient of the loss w.r.t. `forward`'s output) through
-    /// the whole model: the stack (``TransformerStack/backward(_:_:grads:lora:through:inputGradient:afterBlock:)``), then `ln_pre` and
-    /// the stem. Parameter gradients are ACCUMULATED into `grads` when given (skipped entirely otherwise), LoRA
-    /// gradients into `lora`'s gradient stores; the gradient w.r.t. the pixels is written to `dPixels` when
-    /// given. Needs `acts` built with `training: true` and filled by `forward` on the same input (and `lora`).
-    /// `afterBlock(l)` runs as soon as block l's parameter gradients are final (blocks finish last to first), so
-    /// a caller can start communicating them while the earlier blocks are still being differentiated.
-    /// `through` > 0 stops at that block (``TransformerStack/backward(_:_:grads:lora:through:inputGradient:afterBlock:)``):
-    /// nothing below it, stem included, is differentiated — for adapters only (no `grads`, no `dPixels`). Without
-    /// `grads` and `dPixels` the backward also stops inside block `through` (by default 0) at its lowest adapter,
-    /// unless `inputGradient` asks for the gradient down to the embeddings anyway (`selora bench`'s frozen-base
-    /// step, whose reference cost is the backward through every block).
+    /// the whole model: the stack (``TransformerStack/backward(_:_:grads:lora:through:inputGradient:afterBlock:)``),
+    /// then `ln_pre` and the stem. Parameter gradients are ACCUMULATED into `grads` when given (skipped entirely
+    /// otherwise), LoRA gradients into `lora`'s gradient stores; the gradient w.r.t. the pixels is written to
+    /// `dPixels` when given. Needs `acts` built with `training: true` and filled by `forward` on the same input (and
+    /// `lora`). `afterBlock(l)` runs as soon as block l's parameter gradients are final (blocks finish last to
+    /// first), so a caller can start communicating them while the earlier blocks are still being differentiated.
+    /// `through` > 0 stops at that block: nothing below it, stem included, is differentiated — for adapters only
+    /// (no `grads`, no `dPixels`). Without `grads` and `dPixels` the backward also stops inside block `through` (by
+    /// default 0) at its lowest adapter, unless `inputGradient` asks for the gradient down to the embeddings anyway
+    /// (`selora bench`'s frozen-base step, whose reference cost is the backward through every block).
     public func backward(_ dOut: UnsafePointer<Float>, _ acts: ViTActivations, grads: ViTTensors? = nil,
                          lora: LoRARun? = nil, dPixels: UnsafeMutablePointer<Float>? = nil, through lowest: Int = 0,
                          inputGradient: Bool = false, afterBlock: ((Int) -> Void)? = nil) {

@@ -207,9 +207,10 @@ struct Bench: ParsableCommand {
         // The backward runs every block from the top through `lowest`; with adapters and no weight gradients it ends
         // inside block `lowest`, right after its lowest running adapter. The base step goes down to the embeddings.
         let cfg = model.config, t = acts.tokens
-        let lowestBlock = lora != nil && grads == nil
-            ? lora!.lowestTarget(layer: lowest).map { cfg.blockInputGradientFLOPs(tokens: t, stoppingAfter: $0) } ?? 0
-            : cfg.blockInputGradientFLOPs(tokens: t)
+        var lowestBlock = cfg.blockInputGradientFLOPs(tokens: t)
+        if let lora, grads == nil {
+            lowestBlock = lora.lowestTarget(layer: lowest).map { cfg.blockInputGradientFLOPs(tokens: t, stoppingAfter: $0) } ?? 0
+        }
         let flops = Double(batch) * (cfg.forwardFLOPs(tokens: t)
             + cfg.blockInputGradientFLOPs(tokens: t) * Double(cfg.numLayers - 1 - lowest) + lowestBlock
             + (grads != nil ? cfg.weightGradientFLOPs(tokens: t) : 0))

@@ -195,15 +195,22 @@ final class LoRARunHeldBlocksTests: XCTestCase {
 /// The truncated backward (`through:`): the LoRA gradients of every block at or above the cut are exactly the
 /// full backward's, and nothing below is touched.
 final class TruncatedBackwardTests: XCTestCase {
+    /// Three blocks: room for a cut above block 0 with a block below it.
+    let config = ViTConfig(hiddenSize: 8, numLayers: 3, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
+                           positionGrid: 3, layerNormEps: 1e-6)
+
+    /// A random tiny model of ``config`` and rank-2 adapters on every target (`seed` for the adapters' init).
+    func modelAndAdapters(_ rng: inout TestRNG, seed: UInt64) throws -> (ViTModel, LoRAAdapters) {
+        let (model, _) = try randomTinyModel(config, &rng)
+        var lc = LoRAConfig(); lc.rank = 2
+        return (model, try LoRAAdapters(model: config, config: lc, seed: seed))
+    }
+
     /// Active blocks in layer 2 of 3 only: the backward through layer 2, on activations that keep only layer 2's
     /// history (`savedFrom: 2`, smaller), gives exactly the full backward's LoRA gradients.
     func testBackwardThroughALayerMatchesTheFullBackwardAboveIt() throws {
-        let config = ViTConfig(hiddenSize: 8, numLayers: 3, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
-                               positionGrid: 3, layerNormEps: 1e-6)
         var rng = TestRNG(seed: 7)
-        let (model, _) = try randomTinyModel(config, &rng)
-        var lc = LoRAConfig(); lc.rank = 2
-        let adapters = try LoRAAdapters(model: config, config: lc, seed: 3)
+        let (model, adapters) = try modelAndAdapters(&rng, seed: 3)
         _ = randomizeForReference(adapters, &rng) { $0 >= 12 && $0 % 2 == 0 }   // active blocks in layer 2 only
         let pixels = rng.array(2 * 3 * 4 * 4).map(Float.init)
         let full = try ViTActivations(config: config, batch: 2, height: 4, width: 4)
@@ -231,11 +238,7 @@ final class TruncatedBackwardTests: XCTestCase {
     /// bit for bit, the one of the backward that runs to the pixels (`dPixels`), for each group as the lowest, with
     /// and without `through:`, and with the scores learning (every block runs: the stop is q/k/v of layer 0).
     func testBackwardEndsAtTheLowestAdapterWithTheFullBackwardsGradients() throws {
-        let config = ViTConfig(hiddenSize: 8, numLayers: 3, numHeads: 2, mlpSize: 12, patchSize: 2, channels: 3,
-                               positionGrid: 3, layerNormEps: 1e-6)
         var rng = TestRNG(seed: 11)
-        let (model, _) = try randomTinyModel(config, &rng)
-        var lc = LoRAConfig(); lc.rank = 2
         let pixels = rng.array(2 * 3 * 4 * 4).map(Float.init)
         let acts = try ViTActivations(config: config, batch: 2, height: 4, width: 4)
         let dOut = rng.array(acts.rows * config.hiddenSize).map(Float.init)
@@ -246,7 +249,7 @@ final class TruncatedBackwardTests: XCTestCase {
             ("query lowest", [6 + 0, 12 + 5], false), ("scores learning", [6 + 4, 12 + 1], true),
         ]
         for c in cases {
-            let adapters = try LoRAAdapters(model: config, config: lc, seed: 5)
+            let (model, adapters) = try modelAndAdapters(&rng, seed: 5)
             _ = randomizeForReference(adapters, &rng) { c.active.contains($0) }
             func grads(through: Int, pixels wantPixels: Bool) throws -> [Float] {
                 let run = try LoRARun(adapters: adapters, activations: acts, gradients: true, scoreGradients: c.scores)
